@@ -1,0 +1,105 @@
+"""`lstm-jax` command line, and the error policy shared with the stage scripts.
+
+Errors caused by input (`LstmJaxError`) print as one line on stderr and exit with status 2;
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lstm_jax.errors import LstmJaxError
+
+
+def _fail(exc: BaseException, debug: bool) -> int:
+    if debug:
+        raise exc
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def run_stage(main, description: str) -> None:
+    """Entry point of a stage script: parse `--params`/`--debug`, validate params.yaml, call
+    `main(params)`, and turn input errors into one line and exit status 2."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    args = parser.parse_args()
+    try:
+        from lstm_jax.config import load_params
+
+        main(load_params(args.params))
+    except LstmJaxError as exc:
+        sys.exit(_fail(exc, args.debug))
+
+
+def cmd_check_params(args) -> None:
+    from lstm_jax.config import load_params
+
+    load_params(args.params)
+    print(f"{args.params}: ok")
+
+
+def cmd_generate(args) -> None:
+    from lstm_jax.checkpoint import load_checkpoint
+    from lstm_jax.generate import generate_text
+
+    ckpt = load_checkpoint(args.checkpoint)
+    if args.temperature < 0 or args.top_k < 0 or args.length < 1:
+        raise LstmJaxError("expected --temperature >= 0, --top-k >= 0 and --length >= 1")
+    text = generate_text(ckpt.model, ckpt.params, ckpt.vocab, args.seed, args.length,
+                         temperature=args.temperature, top_k=args.top_k, rng_seed=args.seed_rng)
+    print(args.seed + text)
+
+
+def cmd_info(args) -> None:
+    import jax
+
+    from lstm_jax.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    n_params = sum(x.size for x in jax.tree.leaves(ckpt.params))
+    info = {"checkpoint": str(Path(args.checkpoint)), "model": ckpt.config["model"], "parameters": int(n_params),
+            "vocab": list(ckpt.vocab.tokens), "optimizer": ckpt.config.get("optimizer"),
+            "metadata": ckpt.config.get("metadata")}
+    print(json.dumps(info, indent=2, ensure_ascii=False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lstm-jax", description="Train, inspect and sample JAX/Flax LSTMs.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-params", help="validate params.yaml and exit")
+    p.add_argument("params", nargs="?", default="params.yaml", help="params file (default: params.yaml)")
+    p.set_defaults(func=cmd_check_params)
+
+    p = sub.add_parser("generate", help="print text sampled from a CharLM checkpoint")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. models/char")
+    p.add_argument("--seed", default="the ", help="text that warms up the state (default: 'the ')")
+    p.add_argument("--length", type=int, default=200, help="characters to generate (default: 200)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples")
+    p.add_argument("--top-k", type=int, default=0, help="sample only among the k most likely (0 = all)")
+    p.add_argument("--seed-rng", type=int, default=0, help="PRNG seed for sampling (default: 0)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("info", help="print a checkpoint's model config, size, vocabulary and metadata")
+    p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except LstmJaxError as exc:
+        return _fail(exc, args.debug)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Dataset builders and readers: texts cut into next-character windows, with a held-out split.
+
+On disk a prepared dataset is a folder:
+  train.npy    int32[N, seq_length + 1]  windows; inputs are [:, :-1], targets [:, 1:]
+  heldout.npy  int32[M, seq_length + 1]
+  vocab.json   the dataset's `Vocabulary` (PAD, UNK, sorted characters)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lstm_jax.errors import LstmJaxError
+from lstm_jax.outputs import write_npy, write_text
+from lstm_jax.vocab import Vocabulary
+
+
+def source_text(text: str | None, repeat: int, separator: str, path: str | Path | None) -> str:
+    """The text a `TextSource` describes: `text` repeated and joined, or a UTF-8 file's contents."""
+    if path is not None:
+        try:
+            return Path(path).read_text("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LstmJaxError(f"{path}: expected UTF-8 text, found invalid byte at {exc.start}") from None
+    return separator.join([text] * repeat)
+
+
+def windows(ids: np.ndarray, seq_length: int, stride: int) -> np.ndarray:
+    """int32[N, seq_length + 1]: every `stride`-th slice of length seq_length + 1 of ids int32[L]."""
+    span = seq_length + 1
+    if len(ids) < span:
+        raise LstmJaxError(f"text: expected at least {span} characters for seq_length {seq_length}, found {len(ids)}")
+    starts = np.arange(0, len(ids) - span + 1, stride)
+    return ids[starts[:, None] + np.arange(span)[None, :]].astype(np.int32)
+
+
+def split_text(ids: np.ndarray, heldout_fraction: float, seq_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ids int32[L] into a leading train part and a trailing held-out part.
+
+    The split is by position, so no held-out window overlaps a training window.
+    """
+    n_heldout = max(int(round(len(ids) * heldout_fraction)), seq_length + 1)
+    if len(ids) - n_heldout < seq_length + 1:
+        raise LstmJaxError(
+            f"text: expected at least {2 * (seq_length + 1)} characters to split off a held-out part, "
+            f"found {len(ids)}"
+        )
+    return ids[:-n_heldout], ids[-n_heldout:]
+
+
+@dataclass(frozen=True)
+class WindowDataset:
+    """Next-character windows of one text: train int32[N, T+1], heldout int32[M, T+1]."""
+
+    train: np.ndarray
+    heldout: np.ndarray
+    vocab: Vocabulary
+
+
+def build_windows(text: str, seq_length: int, stride: int, heldout_fraction: float) -> WindowDataset:
+    """Vocabulary of `text`, then train/held-out windows of `seq_length` inputs + 1 target."""
+    vocab = Vocabulary.from_text(text)
+    train_ids, heldout_ids = split_text(vocab.encode(text), heldout_fraction, seq_length)
+    return WindowDataset(
+        train=windows(train_ids, seq_length, stride),
+        heldout=windows(heldout_ids, seq_length, stride),
+        vocab=vocab,
+    )
+
+
+def save_dataset(ds: WindowDataset, folder: str | Path) -> None:
+    folder = Path(folder)
+    write_npy(folder / "train.npy", ds.train)
+    write_npy(folder / "heldout.npy", ds.heldout)
+    write_text(folder / "vocab.json", ds.vocab.to_json())
+
+
+def load_dataset(folder: str | Path) -> WindowDataset:
+    folder = Path(folder)
+    for name in ("train.npy", "heldout.npy", "vocab.json"):
+        if not (folder / name).is_file():
+            raise LstmJaxError(f"{folder / name}: dataset file not found; run the prepare stage first")
+    ds = WindowDataset(
+        train=np.load(folder / "train.npy"),
+        heldout=np.load(folder / "heldout.npy"),
+        vocab=Vocabulary.load(folder / "vocab.json"),
+    )
+    for split in ("train", "heldout"):
+        arr = getattr(ds, split)
+        if arr.ndim != 2 or arr.dtype != np.int32 or (arr.size and arr.max() >= len(ds.vocab)):
+            raise LstmJaxError(
+                f"{folder / (split + '.npy')}: expected int32[N, T+1] ids below {len(ds.vocab)}, "
+                f"found {arr.dtype}{list(arr.shape)}"
+            )
+    return ds

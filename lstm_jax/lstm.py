@@ -1,0 +1,109 @@
+"""The LSTM recurrence: gate math, one `lax.scan` over time, masks and explicit state.
+
+Gate order is i, f, g, o (PyTorch's). With z = x W_ih + h W_hh + b split into four:
+
+    i = sigmoid(z_i)   f = sigmoid(z_f)   g = tanh(z_g)   o = sigmoid(z_o)
+    c' = f * c + i * g
+    h' = o * tanh(c')
+
+Everything here is a pure function of arrays; the Flax module in `layers.py` owns the weights.
+Inside, the recurrence is time-major (`[T, B, ...]`) so that `lax.scan` slices the leading axis.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class LSTMState(NamedTuple):
+    """State of one LSTM layer (one direction)."""
+
+    c: jax.Array  # float32[B, H]
+    h: jax.Array  # float32[B, H]
+
+
+def zeros_state(batch_size: int, hidden_size: int, dtype=jnp.float32) -> LSTMState:
+    """A zero state: c, h float32[batch_size, hidden_size]."""
+    zeros = jnp.zeros((batch_size, hidden_size), dtype)
+    return LSTMState(c=zeros, h=zeros)
+
+
+def reset_state(state, reset_mask: jax.Array):
+    """Zero the rows of `state` selected by `reset_mask` (bool[B]); other rows are untouched.
+
+    `state` is any pytree whose leaves have the batch as their leading axis (one `LSTMState`,
+    or a tuple of them for stacked layers).
+    """
+    keep = jnp.logical_not(jnp.asarray(reset_mask, bool))
+
+    def _reset(leaf):
+        k = keep.reshape(keep.shape + (1,) * (leaf.ndim - 1))
+        return jnp.where(k, leaf, jnp.zeros_like(leaf))
+
+    return jax.tree.map(_reset, state)
+
+
+def cell(z: jax.Array, c: jax.Array) -> LSTMState:
+    """Apply the gate equations to pre-activations z float32[B, 4H] and cell c float32[B, H]."""
+    z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
+    c_new = jax.nn.sigmoid(z_f) * c + jax.nn.sigmoid(z_i) * jnp.tanh(z_g)
+    h_new = jax.nn.sigmoid(z_o) * jnp.tanh(c_new)
+    return LSTMState(c=c_new, h=h_new)
+
+
+def lengths_to_mask(lengths: jax.Array, max_length: int) -> jax.Array:
+    """bool[B, T] that is True at the first `lengths[b]` steps of row b (right padding)."""
+    return jnp.arange(max_length)[None, :] < jnp.asarray(lengths)[:, None]
+
+
+def resolve_mask(batch: int, time: int, lengths=None, mask=None) -> jax.Array | None:
+    """The step mask bool[B, T] from either `lengths` int[B] or `mask` bool[B, T] (not both)."""
+    if lengths is not None and mask is not None:
+        raise ValueError("give either lengths or mask, not both")
+    if lengths is not None:
+        return lengths_to_mask(lengths, time)
+    if mask is not None:
+        mask = jnp.asarray(mask, bool)
+        if mask.shape != (batch, time):
+            raise ValueError(f"mask: expected shape {(batch, time)}, found {mask.shape}")
+    return mask
+
+
+def lstm_scan(
+    x_proj: jax.Array,
+    kernel_hh: jax.Array,
+    state: LSTMState,
+    mask: jax.Array | None = None,
+    *,
+    reverse: bool = False,
+    unroll: int = 1,
+) -> tuple[LSTMState, jax.Array]:
+    """Run the recurrence over time.
+
+    Args:
+      x_proj: float32[T, B, 4H], the input projection x W_ih + b for every step, computed
+        outside the loop as one large matmul.
+      kernel_hh: float32[H, 4H], the recurrent kernel.
+      state: initial `LSTMState` with c, h float32[B, H].
+      mask: optional bool[T, B]. Where False the state passes through unchanged and the
+        output is zero, so padded steps (left, right or in the middle) never change state.
+      reverse: scan from the last step to the first.
+      unroll: steps per loop iteration, passed to `lax.scan`.
+
+    Returns:
+      (final_state, outputs float32[T, B, H]).
+    """
+
+    def step(carry: LSTMState, inputs):
+        xz, m = inputs
+        new = cell(xz + carry.h @ kernel_hh, carry.c)
+        if m is None:
+            return new, new.h
+        keep = m[:, None]
+        new = LSTMState(c=jnp.where(keep, new.c, carry.c), h=jnp.where(keep, new.h, carry.h))
+        return new, jnp.where(keep, new.h, jnp.zeros_like(new.h))
+
+    return jax.lax.scan(step, state, (x_proj, mask), reverse=reverse, unroll=unroll)

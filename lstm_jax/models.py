@@ -1,0 +1,92 @@
+"""Models built on the LSTM layer, and the one adapter from a config dict to a module."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lstm_jax.errors import ConfigError
+from lstm_jax.layers import LSTM
+from lstm_jax.vocab import remap_rows
+
+
+class CharLM(nn.Module):
+    """Character language model: Embedding -> LSTM -> Dense over the vocabulary.
+
+    Call: `logits, state = model(tokens, state=None, *, lengths=None, mask=None)` with tokens
+    int32[B, T]; returns logits float32[B, T, V] for the next token at every step and the final
+    LSTM state (tuple of `LSTMState`, c, h float32[B, H] per layer).
+    """
+
+    vocab_size: int
+    embed_dim: int = 32
+    hidden_size: int = 256
+    num_layers: int = 1
+
+    def setup(self):
+        self.embed = nn.Embed(self.vocab_size, self.embed_dim)
+        self.lstm = LSTM(self.hidden_size, self.num_layers)
+        self.head = nn.Dense(self.vocab_size)
+
+    def __call__(self, tokens, state=None, *, lengths=None, mask=None, deterministic=True):
+        x = self.embed(tokens)
+        h, state = self.lstm(x, state, lengths=lengths, mask=mask, deterministic=deterministic)
+        return self.head(h), state
+
+    def initial_state(self, batch_size: int):
+        return LSTM(self.hidden_size, self.num_layers).initial_state(batch_size)
+
+
+MODELS = {"CharLM": CharLM}
+
+
+def build_model(name: str, kwargs: dict) -> nn.Module:
+    """The single adapter from config to code: `build_model("CharLM", {"vocab_size": 30, ...})`."""
+    if name not in MODELS:
+        raise ConfigError(f"model: expected one of {sorted(MODELS)}, found {name!r}")
+    cls = MODELS[name]
+    fields = set(cls.__dataclass_fields__) - {"parent", "name"}
+    unknown = sorted(set(kwargs) - fields)
+    if unknown:
+        raise ConfigError(f"model {name}: unknown field(s) {unknown}; expected some of {sorted(fields)}")
+    return cls(**kwargs)
+
+
+def model_config(model: nn.Module) -> dict:
+    """{"name": class name, "kwargs": fields}: enough to rebuild the module with `build_model`."""
+    fields = [f for f in model.__dataclass_fields__ if f not in ("parent", "name")]
+    return {"name": type(model).__name__, "kwargs": {f: getattr(model, f) for f in fields}}
+
+
+def char_lm_from_config(model_cfg, vocab_size: int) -> CharLM:
+    """A CharLM from the `model` params section (a `config.ModelConfig`) and a vocabulary size."""
+    return build_model("CharLM", {"vocab_size": vocab_size, **dataclasses.asdict(model_cfg)})
+
+
+def with_vocab_size(model: nn.Module, vocab_size: int) -> nn.Module:
+    """The same architecture with another vocabulary size."""
+    cfg = model_config(model)
+    return build_model(cfg["name"], {**cfg["kwargs"], "vocab_size": vocab_size})
+
+
+def remap_vocab_params(params: dict, old_vocab, new_vocab, fresh_params: dict) -> dict:
+    """CharLM params for `new_vocab`: embedding rows and output columns move by token from
+    `params`; tokens new to the model keep their rows from `fresh_params`; all other weights are
+    copied from `params` unchanged."""
+    out = jax.tree.map(np.asarray, params)
+    out["embed"] = {"embedding": remap_rows(params["embed"]["embedding"], old_vocab, new_vocab,
+                                            fresh_params["embed"]["embedding"], axis=0)}
+    out["head"] = {"kernel": remap_rows(params["head"]["kernel"], old_vocab, new_vocab,
+                                        fresh_params["head"]["kernel"], axis=1),
+                   "bias": remap_rows(params["head"]["bias"], old_vocab, new_vocab,
+                                      fresh_params["head"]["bias"], axis=0)}
+    return out
+
+
+def dummy_tokens(batch: int = 1, time: int = 1):
+    """int32[batch, time] zeros, for initialising parameters."""
+    return jnp.zeros((batch, time), jnp.int32)

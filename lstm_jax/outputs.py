@@ -1,0 +1,69 @@
+"""Atomic writers for stage outputs: write to a temporary file beside the target, then rename.
+
+A crash mid-write leaves the old file (or none), never a half-written one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lstm_jax.errors import LstmJaxError
+
+
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_npy(path: str | Path, array) -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array))
+    write_bytes(path, buf.getvalue())
+
+
+def write_csv(path: str | Path, rows: list[dict]) -> None:
+    """Rows of equal keys as CSV with a header (DVC's plots format)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def read_json(path: str | Path):
+    path = Path(path)
+    if not path.is_file():
+        raise LstmJaxError(f"{path}: file not found; run the stage that writes it first")
+    return json.loads(path.read_text("utf-8"))

@@ -1,0 +1,197 @@
+"""Training: the optax optimizer, `train_step`, a whole epoch as one compiled scan, and `fit`.
+
+The train step takes its batch as an argument and holds no device logic, so data-parallel
+training can wrap it with shardings rather than rewrite it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training.train_state import TrainState
+from tqdm import tqdm
+
+from lstm_jax.config import OptimizerConfig
+from lstm_jax.metrics import summarize, token_sums
+from lstm_jax.models import dummy_tokens
+from lstm_jax.timing import Timed
+
+
+def make_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
+    """Linear warm-up over `warmup_steps`, then constant, cosine or exponential decay to
+    `learning_rate * final_lr_factor` at `total_steps` (cosine: Loshchilov & Hutter 2017)."""
+    decay_steps = max(total_steps - cfg.warmup_steps, 1)
+    if cfg.schedule == "constant":
+        main = optax.constant_schedule(cfg.learning_rate)
+    elif cfg.schedule == "cosine":
+        main = optax.cosine_decay_schedule(cfg.learning_rate, decay_steps, alpha=cfg.final_lr_factor)
+    else:
+        main = optax.exponential_decay(cfg.learning_rate, decay_steps, decay_rate=cfg.final_lr_factor)
+    if cfg.warmup_steps == 0:
+        return main
+    warmup = optax.linear_schedule(0.0, cfg.learning_rate, cfg.warmup_steps)
+    return optax.join_schedules([warmup, main], [cfg.warmup_steps])
+
+
+def make_optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
+    """Clip the global gradient norm (Pascanu et al. 2013), then Adam (Kingma & Ba 2015)."""
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adam(make_schedule(cfg, total_steps)))
+
+
+def optimizer_record(cfg: OptimizerConfig, total_steps: int) -> dict:
+    """What a checkpoint stores to rebuild the optimizer: its config and the schedule length."""
+    return {"config": asdict(cfg), "total_steps": total_steps}
+
+
+def create_train_state(model, params, tx) -> TrainState:
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+
+def init_params(model, key: jax.Array):
+    """Fresh parameters for a token model (input int32[B, T])."""
+    return model.init(key, dummy_tokens())["params"]
+
+
+def split_window(w):
+    """Batch of windows int32[B, T+1] -> {"inputs", "targets": int32[B, T], "weights": float32[B, T]}."""
+    return {"inputs": w[:, :-1], "targets": w[:, 1:], "weights": jnp.ones(w[:, 1:].shape, jnp.float32)}
+
+
+def train_step(state: TrainState, batch: dict, rng: jax.Array | None = None):
+    """One optimizer step on batch {"inputs", "targets": int32[B, T], "weights": float32[B, T]}.
+
+    Returns the new state and the batch's metric sums (see `metrics.token_sums`).
+    """
+    del rng  # no dropout in the skeleton; the argument keeps the signature stable
+
+    def loss_fn(params):
+        logits, _ = state.apply_fn({"params": params}, batch["inputs"])
+        sums = token_sums(logits, batch["targets"], batch["weights"])
+        return sums["loss"] / jnp.maximum(sums["count"], 1.0), sums
+
+    grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads), sums
+
+
+def make_train_epoch(batch_size: int):
+    """A jitted `(state, windows int32[N, T+1], key) -> (state, sums)` running one shuffled epoch.
+
+    The whole epoch is one `lax.scan` over N // batch_size batches (the remainder is dropped
+    for this epoch; the shuffle differs every epoch, so no window is dropped for good).
+    """
+
+    def epoch(state, windows, key):
+        n_batches = windows.shape[0] // batch_size
+        order = jax.random.permutation(key, windows.shape[0])[: n_batches * batch_size]
+
+        def body(state, idx):
+            return train_step(state, split_window(windows[idx]))
+
+        state, sums = jax.lax.scan(body, state, order.reshape(n_batches, batch_size))
+        return state, jax.tree.map(jnp.sum, sums)
+
+    return jax.jit(epoch)
+
+
+def _pad_batches(windows: np.ndarray, batch_size: int):
+    """Pad windows int32[N, T+1] with zero rows to whole batches: (int32[K, B, T+1], float32[K, B])."""
+    n = windows.shape[0]
+    k = -(-n // batch_size)
+    padded = np.zeros((k * batch_size,) + windows.shape[1:], windows.dtype)
+    padded[:n] = windows
+    row_weight = np.zeros(k * batch_size, np.float32)
+    row_weight[:n] = 1.0
+    return padded.reshape(k, batch_size, -1), row_weight.reshape(k, batch_size)
+
+
+def make_evaluate(apply_fn):
+    """A jitted `(params, batches int32[K, B, T+1], row_weight float32[K, B]) -> sums`."""
+
+    def evaluate(params, batches, row_weight):
+        def body(total, inputs):
+            w, rw = inputs
+            batch = split_window(w)
+            logits, _ = apply_fn({"params": params}, batch["inputs"])
+            sums = token_sums(logits, batch["targets"], batch["weights"] * rw[:, None])
+            return jax.tree.map(jnp.add, total, sums), None
+
+        zero = {"loss": jnp.float32(0), "correct": jnp.float32(0), "count": jnp.float32(0)}
+        total, _ = jax.lax.scan(body, zero, (batches, row_weight))
+        return total
+
+    return jax.jit(evaluate)
+
+
+def make_predict(apply_fn):
+    """A jitted `(params, batches int32[K, B, T+1]) -> logits float32[K, B, T, V]`."""
+
+    def predict(params, batches):
+        def body(_, w):
+            logits, _ = apply_fn({"params": params}, w[:, :-1])
+            return None, logits
+
+        return jax.lax.scan(body, None, batches)[1]
+
+    return jax.jit(predict)
+
+
+class Evaluator:
+    """Loss/accuracy and logits of a model on window sets, compiled once per shape and timed."""
+
+    def __init__(self, apply_fn, batch_size: int):
+        self.batch_size = batch_size
+        self.evaluate = Timed(make_evaluate(apply_fn))
+        self.predict_fn = Timed(make_predict(apply_fn))
+
+    def metrics(self, params, windows: np.ndarray, prefix: str = "") -> dict:
+        batches, row_weight = _pad_batches(windows, self.batch_size)
+        return summarize(self.evaluate(params, batches, row_weight), prefix)
+
+    def predict(self, params, windows: np.ndarray) -> np.ndarray:
+        """Next-token logits float32[N, T, V] for windows int32[N, T+1]."""
+        batches, _ = _pad_batches(windows, self.batch_size)
+        logits = np.asarray(self.predict_fn(params, batches))
+        return logits.reshape((-1,) + logits.shape[2:])[: windows.shape[0]]
+
+
+def fit(state: TrainState, train: np.ndarray, heldout: np.ndarray, *, epochs: int, batch_size: int,
+        evaluator: Evaluator, key: jax.Array, desc: str = "train"):
+    """Train for `epochs` shuffled epochs; evaluate the held-out windows after each.
+
+    Returns (state, history, timers): history has one dict per epoch with train_loss and
+    train_accuracy (running means over the epoch's steps) and heldout_loss/heldout_accuracy.
+    """
+    if train.shape[0] < batch_size:
+        raise ValueError(f"batch_size {batch_size} is larger than the {train.shape[0]} training windows")
+    run_epoch = Timed(make_train_epoch(batch_size))
+    train_dev = jnp.asarray(train)
+    history = []
+    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not sys.stderr.isatty())
+    for epoch in bar:
+        state, sums = run_epoch(state, train_dev, jax.random.fold_in(key, epoch))
+        row = {"epoch": epoch + 1, **summarize(sums, "train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", heldout_acc=f"{row['heldout_accuracy']:.3f}")
+        history.append(row)
+    return state, history, {f"{desc}_epoch": run_epoch}
+
+
+def train_model(model, params, train: np.ndarray, heldout: np.ndarray, *, optimizer: OptimizerConfig,
+                epochs: int, batch_size: int, eval_batch_size: int, key: jax.Array, desc: str = "train"):
+    """Build the optimizer for `epochs` of `train`, run `fit`, and evaluate at the end.
+
+    Returns (state, history, final, evaluator, timers); `final` holds exact train_/heldout_ loss
+    and accuracy of the trained parameters.
+    """
+    total_steps = epochs * (train.shape[0] // batch_size)
+    state = create_train_state(model, params, make_optimizer(optimizer, total_steps))
+    evaluator = Evaluator(model.apply, eval_batch_size)
+    state, history, timers = fit(state, train, heldout, epochs=epochs, batch_size=batch_size,
+                                 evaluator=evaluator, key=key, desc=desc)
+    final = {**evaluator.metrics(state.params, train, "train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
+    timers = {**timers, f"{desc}_evaluate": evaluator.evaluate}
+    return state, history, final, evaluator, timers

@@ -1,0 +1,28 @@
+"""Stage evaluate: gather every stage's metrics into metrics/summary.json; render PNG plots."""
+
+from lstm_jax.cli import run_stage
+from lstm_jax.outputs import read_json, write_json
+from lstm_jax.plots import line_plot, read_csv
+
+
+def main(params):
+    dpi = params.evaluate.dpi
+    train, reload, transfer = (read_json(f"metrics/{s}.json") for s in ("train", "reload", "transfer"))
+    summary = {
+        "train": train["final"],
+        "reload": {"bitwise_identical": reload["bitwise_identical"]},
+        "transfer": transfer["transfer"],
+        "scratch": transfer["scratch"],
+        "forgetting": transfer["forgetting"],
+    }
+    write_json("metrics/summary.json", summary)
+    line_plot("plots/train_loss.png", read_csv("plots/train_loss.csv"), "epoch", ["train_loss", "heldout_loss"],
+              title=f"train on {params.train.dataset}", ylabel="cross-entropy", dpi=dpi)
+    line_plot("plots/transfer_loss.png", read_csv("plots/transfer_loss.csv"), "epoch",
+              ["transfer_heldout_loss", "scratch_heldout_loss"],
+              title=f"{params.transfer.dataset}: transfer vs from scratch", ylabel="held-out cross-entropy", dpi=dpi)
+    print(f"evaluate: {summary}")
+
+
+if __name__ == "__main__":
+    run_stage(main, __doc__)

@@ -1,0 +1,116 @@
+"""End to end: `dvc repro` on a temporary copy of the repo with tiny params.
+
+Checks that the pipeline runs, that a second repro does nothing and `dvc status` is clean,
+that a rerun from scratch gives bitwise-identical metrics, that changing `transfer.epochs`
+reruns only the stages that depend on it, and that a bad param stops the run before training.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COPY = ["lstm_jax", "stages", "texts", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
+        ".dvc/.gitignore"]
+METRICS = ["prepare.json", "train.json", "reload.json", "transfer.json", "summary.json", "reload_sample.txt"]
+
+
+def tiny_params() -> dict:
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["prepare"].update(seq_length=12)
+    for text in p["prepare"]["texts"].values():
+        text["repeat"] = 12
+    p["train"].update(epochs=2, batch_size=16, eval_batch_size=32)
+    p["train"]["model"].update(embed_dim=8, hidden_size=16)
+    p["transfer"].update(epochs=2, batch_size=16, eval_batch_size=32)
+    p["reload"]["length"] = 20
+    return p
+
+
+def run(cmd, cwd, env, check=True):
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path_factory.mktemp("pipeline")
+    for name in COPY:
+        src, dst = ROOT / name, repo / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(repo), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+    run(["git", "init", "-q"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "init"], repo, env)
+    return repo, env
+
+
+def dvc(repo, env, *args, check=True):
+    return run([sys.executable, "-m", "dvc", *args], repo, env, check)
+
+
+def read_metrics(repo):
+    return {name: (repo / "metrics" / name).read_bytes() for name in METRICS}
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def test_pipeline_end_to_end(repo):
+    repo, env = repo
+    first = dvc(repo, env, "repro")
+    assert ran_stages(first.stdout) == ["prepare", "train", "reload", "transfer", "evaluate"]
+    assert "compiling" in first.stdout and "running" in first.stdout  # stage logs split the time
+    metrics = read_metrics(repo)
+    assert b'"bitwise_identical": true' in metrics["reload.json"]
+    for png in ("train_loss.png", "transfer_loss.png"):
+        assert (repo / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (repo / "models/char/params.msgpack").is_file() and (repo / "models/transfer/config.json").is_file()
+
+    # Nothing to do the second time, and nothing out of date.
+    again = dvc(repo, env, "repro")
+    assert ran_stages(again.stdout) == [] and "Data and pipelines are up to date." in again.stdout
+    assert "up to date" in dvc(repo, env, "status").stdout
+
+    # From scratch again: bitwise-identical metrics files.
+    dvc(repo, env, "repro", "--force")
+    assert read_metrics(repo) == metrics
+
+    # One param changed: only the stages that depend on it rerun.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["transfer"]["epochs"] = 3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    partial = dvc(repo, env, "repro")
+    assert ran_stages(partial.stdout) == ["transfer", "evaluate"]
+    assert (repo / "metrics/train.json").read_bytes() == metrics["train.json"]
+
+
+def test_bad_param_stops_before_training(repo):
+    repo, env = repo
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = -1
+    params["train"]["seed"] = 99  # so train is out of date
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = (repo / "metrics/train.json").read_bytes()
+    result = dvc(repo, env, "repro", "train", check=False)
+    assert result.returncode != 0
+    assert "error: params.yaml: train.epochs: expected an integer >= 1, found -1" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (repo / "metrics/train.json").exists() or (repo / "metrics/train.json").read_bytes() == before
