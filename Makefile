@@ -4,18 +4,26 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock
 
 .PHONY: repro test lock clean-venv
 
+# The package and what the pipeline needs.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev]"
+	$(PIP) -e .
 	touch $(STAMP)
+
+# Tests also need pytest and torch (CPU build 2.13.0, for the reference tests): extras dev, bench.
+$(TEST_STAMP): $(STAMP)
+	$(PIP) -e ".[dev,bench]"
+	touch $(TEST_STAMP)
 
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 # Re-pin every dependency to what is installed now (run after changing pyproject.toml).

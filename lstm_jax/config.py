@@ -66,6 +66,8 @@ class ModelConfig:
     embed_dim: int = _positive()
     hidden_size: int = _positive()
     num_layers: int = _positive()
+    dropout: float = _check(rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
+    recurrent_dropout: float = _check(rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
 
 
 @dataclass(frozen=True)

@@ -96,3 +96,23 @@ def load_dataset(folder: str | Path) -> WindowDataset:
                 f"found {arr.dtype}{list(arr.shape)}"
             )
     return ds
+
+
+def stream_batches(ids: np.ndarray, batch_size: int, seq_length: int) -> np.ndarray:
+    """Lay a long stream ids int[L] out for stateful training: int32[K, B, seq_length + 1].
+
+    The stream is cut into `batch_size` contiguous parts, one per row, and each part into K
+    consecutive windows, so row i of batch k+1 continues row i of batch k (the char-rnn / PTB
+    language-model layout). Window k of row i covers part i's steps [k*T, (k+1)*T] inclusive:
+    its last input is followed by its target, the first input of the next window.
+    """
+    ids = np.asarray(ids)
+    k = (len(ids) - 1) // (batch_size * seq_length)
+    if k < 1:
+        raise LstmJaxError(f"stream: expected at least {batch_size * seq_length + 1} ids for batch_size "
+                           f"{batch_size} x seq_length {seq_length}, found {len(ids)}")
+    part = k * seq_length
+    row_start = np.arange(batch_size) * part
+    win_start = np.arange(k) * seq_length
+    idx = row_start[None, :, None] + win_start[:, None, None] + np.arange(seq_length + 1)[None, None, :]
+    return ids[idx].astype(np.int32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lstm_jax.vocab import PAD_ID
 
@@ -27,11 +28,16 @@ def sample_logits(logits, key, temperature: float = 0.0, top_k: int = 0):
 
 
 def make_sampler(model, length: int, temperature: float = 0.0, top_k: int = 0):
-    """A jitted `(params, seed int32[B, S], key) -> int32[B, length]` for a token model
-    called as `logits, state = model.apply(variables, tokens, state)`."""
+    """A jitted `(params, seed int32[B, S], seed_mask bool[B, S], key) -> int32[B, length]`.
 
-    def run(params, seed, key):
-        logits, state = model.apply({"params": params}, seed)
+    `model` is a token model called as `logits, state = model.apply(variables, tokens, state,
+    mask=...)`. Seeds are left-padded with `seed_mask` False on the padding, so every row's
+    last seed step is real and padding never touches the state. Each sampling step feeds one
+    token and carries the state: O(1) work per token.
+    """
+
+    def run(params, seed, seed_mask, key):
+        logits, state = model.apply({"params": params}, seed, mask=seed_mask)
 
         def step(carry, k):
             last, state = carry
@@ -45,9 +51,30 @@ def make_sampler(model, length: int, temperature: float = 0.0, top_k: int = 0):
     return jax.jit(run)
 
 
+def left_pad(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Left-pad int sequences with PAD_ID: (int32[B, S], mask bool[B, S]) with S the longest."""
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), PAD_ID, np.int32)
+    mask = np.zeros((len(seqs), width), bool)
+    for row, s in enumerate(seqs):
+        if len(s):
+            ids[row, width - len(s):] = s
+            mask[row, width - len(s):] = True
+    return ids, mask
+
+
+def generate_batch(model, params, vocab, seed_texts: list[str], length: int, *, temperature: float = 0.0,
+                   top_k: int = 0, rng_seed: int = 0) -> list[str]:
+    """`length` characters after each of `seed_texts`, all generated in parallel in one call."""
+    if not seed_texts or any(len(t) == 0 for t in seed_texts):
+        raise ValueError("seed_texts: expected one or more non-empty strings")
+    ids, mask = left_pad([vocab.encode(t) for t in seed_texts])
+    tokens = make_sampler(model, length, temperature, top_k)(params, ids, mask, jax.random.key(rng_seed))
+    return [vocab.decode(row) for row in np.asarray(tokens)]
+
+
 def generate_text(model, params, vocab, seed_text: str, length: int, *, temperature: float = 0.0,
                   top_k: int = 0, rng_seed: int = 0) -> str:
     """`length` characters sampled after `seed_text` (the seed itself is not repeated)."""
-    seed = jnp.asarray(vocab.encode(seed_text))[None, :]
-    tokens = make_sampler(model, length, temperature, top_k)(params, seed, jax.random.key(rng_seed))
-    return vocab.decode(tokens[0])
+    return generate_batch(model, params, vocab, [seed_text], length, temperature=temperature, top_k=top_k,
+                          rng_seed=rng_seed)[0]

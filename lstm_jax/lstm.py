@@ -19,16 +19,16 @@ import jax.numpy as jnp
 
 
 class LSTMState(NamedTuple):
-    """State of one LSTM layer (one direction)."""
+    """State of one LSTM layer in one direction."""
 
     c: jax.Array  # float32[B, H]
-    h: jax.Array  # float32[B, H]
+    h: jax.Array  # float32[B, H], or float32[B, P] with a projection
 
 
-def zeros_state(batch_size: int, hidden_size: int, dtype=jnp.float32) -> LSTMState:
-    """A zero state: c, h float32[batch_size, hidden_size]."""
-    zeros = jnp.zeros((batch_size, hidden_size), dtype)
-    return LSTMState(c=zeros, h=zeros)
+def zeros_state(batch_size: int, hidden_size: int, proj_size: int = 0, dtype=jnp.float32) -> LSTMState:
+    """A zero state: c float32[batch_size, hidden_size], h float32[batch_size, proj_size or hidden_size]."""
+    return LSTMState(c=jnp.zeros((batch_size, hidden_size), dtype),
+                     h=jnp.zeros((batch_size, proj_size or hidden_size), dtype))
 
 
 def reset_state(state, reset_mask: jax.Array):
@@ -78,6 +78,8 @@ def lstm_scan(
     state: LSTMState,
     mask: jax.Array | None = None,
     *,
+    kernel_proj: jax.Array | None = None,
+    h_keep: jax.Array | None = None,
     reverse: bool = False,
     unroll: int = 1,
 ) -> tuple[LSTMState, jax.Array]:
@@ -86,20 +88,27 @@ def lstm_scan(
     Args:
       x_proj: float32[T, B, 4H], the input projection x W_ih + b for every step, computed
         outside the loop as one large matmul.
-      kernel_hh: float32[H, 4H], the recurrent kernel.
-      state: initial `LSTMState` with c, h float32[B, H].
+      kernel_hh: float32[P, 4H], the recurrent kernel (P = H without projection).
+      state: initial `LSTMState` with c float32[B, H] and h float32[B, P].
       mask: optional bool[T, B]. Where False the state passes through unchanged and the
         output is zero, so padded steps (left, right or in the middle) never change state.
-      reverse: scan from the last step to the first.
+      kernel_proj: optional float32[H, P], the output projection of an LSTM with projection
+        (Sak et al. 2014, PyTorch's `proj_size`): h = (o * tanh(c)) W_hr.
+      h_keep: optional float32[B, P] multiplied into h before the recurrent matmul: recurrent
+        (variational) dropout with one mask for every step of a sequence (Gal & Ghahramani 2016).
+      reverse: scan from the last step to the first; outputs stay in input order.
       unroll: steps per loop iteration, passed to `lax.scan`.
 
     Returns:
-      (final_state, outputs float32[T, B, H]).
+      (final_state, outputs float32[T, B, P]).
     """
 
     def step(carry: LSTMState, inputs):
         xz, m = inputs
-        new = cell(xz + carry.h @ kernel_hh, carry.c)
+        h_in = carry.h if h_keep is None else carry.h * h_keep
+        new = cell(xz + h_in @ kernel_hh, carry.c)
+        if kernel_proj is not None:
+            new = LSTMState(c=new.c, h=new.h @ kernel_proj)
         if m is None:
             return new, new.h
         keep = m[:, None]

@@ -26,11 +26,17 @@ class CharLM(nn.Module):
     embed_dim: int = 32
     hidden_size: int = 256
     num_layers: int = 1
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
 
     def setup(self):
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.lstm = LSTM(self.hidden_size, self.num_layers)
+        self.lstm = LSTM(**self._lstm_kwargs())
         self.head = nn.Dense(self.vocab_size)
+
+    def _lstm_kwargs(self) -> dict:
+        return dict(hidden_size=self.hidden_size, num_layers=self.num_layers, dropout=self.dropout,
+                    recurrent_dropout=self.recurrent_dropout)
 
     def __call__(self, tokens, state=None, *, lengths=None, mask=None, deterministic=True):
         x = self.embed(tokens)
@@ -38,7 +44,8 @@ class CharLM(nn.Module):
         return self.head(h), state
 
     def initial_state(self, batch_size: int):
-        return LSTM(self.hidden_size, self.num_layers).initial_state(batch_size)
+        """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
+        return LSTM(**self._lstm_kwargs(), parent=None).initial_state(batch_size)
 
 
 MODELS = {"CharLM": CharLM}

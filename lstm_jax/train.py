@@ -19,6 +19,7 @@ from tqdm import tqdm
 from lstm_jax.config import OptimizerConfig
 from lstm_jax.metrics import summarize, token_sums
 from lstm_jax.models import dummy_tokens
+from lstm_jax.lstm import reset_state
 from lstm_jax.timing import Timed
 
 
@@ -62,20 +63,40 @@ def split_window(w):
     return {"inputs": w[:, :-1], "targets": w[:, 1:], "weights": jnp.ones(w[:, 1:].shape, jnp.float32)}
 
 
+def _apply(state: TrainState, params, inputs, carry, rng):
+    """Model call for training: dropout is on exactly when a PRNG key is given."""
+    rngs = None if rng is None else {"dropout": rng}
+    return state.apply_fn({"params": params}, inputs, carry, deterministic=rng is None, rngs=rngs)
+
+
 def train_step(state: TrainState, batch: dict, rng: jax.Array | None = None):
     """One optimizer step on batch {"inputs", "targets": int32[B, T], "weights": float32[B, T]}.
 
+    Every row starts from a zero state. `rng` drives dropout (none when None).
     Returns the new state and the batch's metric sums (see `metrics.token_sums`).
     """
-    del rng  # no dropout in the skeleton; the argument keeps the signature stable
+    state, _, sums = stateful_train_step(state, batch, None, rng)
+    return state, sums
+
+
+def stateful_train_step(state: TrainState, batch: dict, carry, rng: jax.Array | None = None):
+    """A train step that starts from LSTM state `carry` and returns the state it ends in.
+
+    `batch` may hold "reset": bool[B], rows whose state is zeroed first (stream or document
+    boundaries). The returned state carries the value on but not the gradient: backprop is
+    truncated at the batch boundary, so memory does not grow with the stream's length.
+    Returns (train_state, carry, sums); with carry None every row starts from zeros.
+    """
+    if carry is not None and "reset" in batch:
+        carry = reset_state(carry, batch["reset"])
 
     def loss_fn(params):
-        logits, _ = state.apply_fn({"params": params}, batch["inputs"])
+        logits, new_carry = _apply(state, params, batch["inputs"], carry, rng)
         sums = token_sums(logits, batch["targets"], batch["weights"])
-        return sums["loss"] / jnp.maximum(sums["count"], 1.0), sums
+        return sums["loss"] / jnp.maximum(sums["count"], 1.0), (sums, new_carry)
 
-    grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
-    return state.apply_gradients(grads=grads), sums
+    grads, (sums, new_carry) = jax.grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads), jax.lax.stop_gradient(new_carry), sums
 
 
 def make_train_epoch(batch_size: int):
@@ -87,13 +108,41 @@ def make_train_epoch(batch_size: int):
 
     def epoch(state, windows, key):
         n_batches = windows.shape[0] // batch_size
-        order = jax.random.permutation(key, windows.shape[0])[: n_batches * batch_size]
+        order_key, dropout_key = jax.random.split(key)
+        order = jax.random.permutation(order_key, windows.shape[0])[: n_batches * batch_size]
 
-        def body(state, idx):
-            return train_step(state, split_window(windows[idx]))
+        def body(state, inputs):
+            idx, step = inputs
+            return train_step(state, split_window(windows[idx]), jax.random.fold_in(dropout_key, step))
 
-        state, sums = jax.lax.scan(body, state, order.reshape(n_batches, batch_size))
+        steps = jnp.arange(n_batches)
+        state, sums = jax.lax.scan(body, state, (order.reshape(n_batches, batch_size), steps))
         return state, jax.tree.map(jnp.sum, sums)
+
+    return jax.jit(epoch)
+
+
+def make_stateful_train_epoch(model):
+    """A jitted `(state, batches int32[K, B, T+1], resets bool[K, B], key) -> (state, sums, carry)`.
+
+    Stateful training over a stream laid out by `data.stream_batches`: batches run in order,
+    row i of batch k+1 continuing row i of batch k, so the LSTM state is carried from batch to
+    batch. It starts from zeros (reset at every epoch), rows flagged in `resets[k]` are zeroed
+    before batch k, and gradients are truncated at batch boundaries. Returns the final carry too.
+    """
+
+    def epoch(state, batches, resets, key):
+        def body(inputs_carry, inputs):
+            state, carry = inputs_carry
+            w, reset, step = inputs
+            batch = {**split_window(w), "reset": reset}
+            state, carry, sums = stateful_train_step(state, batch, carry, jax.random.fold_in(key, step))
+            return (state, carry), sums
+
+        carry = model.initial_state(batches.shape[1])
+        steps = jnp.arange(batches.shape[0])
+        (state, carry), sums = jax.lax.scan(body, (state, carry), (batches, resets, steps))
+        return state, jax.tree.map(jnp.sum, sums), carry
 
     return jax.jit(epoch)
 

@@ -116,3 +116,113 @@ def test_lengths_and_mask_together_is_an_error(layer_and_vars):
     layer, variables, x = layer_and_vars
     with pytest.raises(ValueError, match="either lengths or mask"):
         layer.apply(variables, x, lengths=jnp.array([1, 2, 3]), mask=jnp.ones((3, 7), bool))
+
+
+def test_scan_equals_a_python_loop_over_the_cell(layer_and_vars):
+    from lstm_jax.lstm import cell, zeros_state
+
+    layer, variables, x = layer_and_vars
+    w = variables["params"]["layer_0"]
+    state = zeros_state(3, 8)
+    outs = []
+    for t in range(x.shape[1]):
+        state = cell(x[:, t] @ w["kernel_ih"] + w["bias"] + state.h @ w["kernel_hh"], state.c)
+        outs.append(state.h)
+    out, (final,) = layer.apply(variables, x)
+    np.testing.assert_allclose(out, jnp.stack(outs, 1), atol=1e-6)
+    np.testing.assert_allclose(final.c, state.c, atol=1e-6)
+
+
+def test_gradients_pass_a_float64_numerical_check():
+    from jax.test_util import check_grads
+
+    with jax.enable_x64(True):
+        layer = LSTM(hidden_size=3, num_layers=2, proj_size=2)
+        x = jax.random.normal(jax.random.key(0), (2, 4, 3), jnp.float64)
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), layer.init(jax.random.key(1), x)["params"])
+        mask = jnp.array([[True] * 4, [False, True, True, False]])
+
+        def f(params, x):
+            out, state = layer.apply({"params": params}, x, mask=mask)
+            return jnp.sum(out ** 2) + jnp.sum(state[-1].c)
+
+        check_grads(f, (params, x), order=2, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-6)
+
+
+def test_reverse_only_direction_is_forward_on_the_flipped_sequence(layer_and_vars):
+    _, variables, x = layer_and_vars
+    rev_out, (rev_state,) = LSTM(8, reverse=True).apply(variables, x)
+    fwd_out, (fwd_state,) = LSTM(8).apply(variables, x[:, ::-1])
+    np.testing.assert_allclose(rev_out, fwd_out[:, ::-1], atol=1e-6)
+    np.testing.assert_allclose(rev_state.h, fwd_state.h, atol=1e-6)
+
+
+@pytest.mark.parametrize("padding", ["right", "left"])
+def test_bidirectional_padding_matches_unpadded_rows(padding):
+    layer = LSTM(hidden_size=4, num_layers=2, bidirectional=True)
+    x = jax.random.normal(jax.random.key(0), (2, 6, 3))
+    variables = layer.init(jax.random.key(1), x)
+    lengths = [6, 3]
+    if padding == "right":
+        mask = jnp.arange(6)[None] < jnp.array(lengths)[:, None]
+    else:
+        mask = jnp.arange(6)[None] >= 6 - jnp.array(lengths)[:, None]
+    x = jnp.where(mask[..., None], x, 0.0)
+    out, state = layer.apply(variables, x, mask=mask)
+    assert out.shape == (2, 6, 8)
+    real = x[1][mask[1]][None]  # row 1 without its padding
+    ref_out, ref_state = layer.apply(variables, real)
+    np.testing.assert_allclose(out[1][mask[1]], ref_out[0], atol=1e-6)
+    for got, want in zip(state, ref_state):  # backward directions start at the row's true end
+        np.testing.assert_allclose(got.h[1], want.h[0], atol=1e-6)
+        np.testing.assert_allclose(got.c[1], want.c[0], atol=1e-6)
+
+
+def test_recurrent_dropout_uses_one_mask_for_every_step(layer_and_vars):
+    _, variables, x = layer_and_vars
+    layer = LSTM(8, recurrent_dropout=0.5)
+    out, mutated = layer.apply(variables, x, deterministic=False, rngs={"dropout": jax.random.key(7)},
+                               mutable=["intermediates"])
+    (h_keep,) = mutated["intermediates"]["recurrent_keep"]
+    assert h_keep.shape == (3, 8) and set(np.unique(h_keep)) == {0.0, 2.0}
+    w = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"]["layer_0"])
+    # Reference: the same keep-mask multiplies h before the recurrent matmul at every step.
+    c = h = np.zeros((3, 8))
+    outs = []
+    for t in range(x.shape[1]):
+        z = np.asarray(x[:, t], np.float64) @ w["kernel_ih"] + (h * np.asarray(h_keep)) @ w["kernel_hh"] + w["bias"]
+        i, f, g, o = np.split(z, 4, axis=-1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        outs.append(h)
+    np.testing.assert_allclose(out[0], np.stack(outs, 1), atol=1e-5)
+    np.testing.assert_array_equal(layer.apply(variables, x)[0], LSTM(8).apply(variables, x)[0])
+
+
+def test_dropout_between_layers_only_when_not_deterministic():
+    layer = LSTM(hidden_size=8, num_layers=2, dropout=0.5)
+    x = jax.random.normal(jax.random.key(0), (2, 5, 3))
+    variables = layer.init(jax.random.key(1), x)
+    plain = LSTM(hidden_size=8, num_layers=2).apply(variables, x)[0]
+    np.testing.assert_array_equal(layer.apply(variables, x)[0], plain)
+    dropped = layer.apply(variables, x, deterministic=False, rngs={"dropout": jax.random.key(2)})[0]
+    assert not np.allclose(dropped, plain)
+
+
+def test_learnable_initial_state_gets_gradients(layer_and_vars):
+    _, _, x = layer_and_vars
+    layer = LSTM(8, num_layers=2, learn_initial_state=True)
+    params = layer.init(jax.random.key(0), x)["params"]
+    assert params["initial_c"].shape == (2, 8) and params["initial_h"].shape == (2, 8)
+    grads = jax.grad(lambda p: jnp.sum(layer.apply({"params": p}, x)[0]))(params)
+    assert np.abs(grads["initial_h"]).sum() > 0 and np.abs(grads["initial_c"]).sum() > 0
+    # An explicit initial state overrides the learned one.
+    zeros = layer.initial_state(3)
+    np.testing.assert_array_equal(layer.apply({"params": params}, x, zeros)[0],
+                                  LSTM(8, num_layers=2).apply({"params": params}, x)[0])
+
+
+def test_wrong_initial_state_is_a_clear_error(layer_and_vars):
+    layer, variables, x = layer_and_vars
+    with pytest.raises(ValueError, match=r"initial_state\[0\]: expected c\[3, 8\] h\[3, 8\], found c\[2, 8\]"):
+        layer.apply(variables, x, LSTM(8).initial_state(2))
