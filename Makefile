@@ -20,7 +20,9 @@ $(TEST_STAMP): $(STAMP)
 	$(PIP) -e ".[dev,bench]"
 	touch $(TEST_STAMP)
 
+# params.yaml is checked first: a bad value stops here, before DVC removes any stage's outputs.
 repro: $(STAMP)
+	$(BIN)/lstm-jax check-params params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(TEST_STAMP)

@@ -13,22 +13,25 @@ extra key is one `CheckpointError` naming the file, the key, and expected agains
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 from flax.traverse_util import flatten_dict
 
 from lstm_jax.errors import CheckpointError, LstmJaxError
-from lstm_jax.outputs import umask
 from lstm_jax.models import build_model, dummy_tokens, model_config
+from lstm_jax.outputs import UMASK, fsync_dir, write_json
 from lstm_jax.vocab import Vocabulary
 
 FORMAT = 1
@@ -51,11 +54,12 @@ def save_checkpoint(folder: str | Path, *, model: nn.Module, params, vocab: Voca
               "optimizer": optimizer, "metadata": metadata or {}}
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
-        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp creates 0700
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        (tmp / "params.msgpack").write_bytes(serialization.to_bytes(jax.device_get(params)))
+        os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp creates 0700
+        _write_synced(tmp / "config.json", (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode())
+        _write_synced(tmp / "params.msgpack", serialization.to_bytes(jax.device_get(params)))
         if opt_state is not None:
-            (tmp / "opt_state.msgpack").write_bytes(serialization.to_bytes(jax.device_get(opt_state)))
+            _write_synced(tmp / "opt_state.msgpack", serialization.to_bytes(jax.device_get(opt_state)))
+        fsync_dir(tmp)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -64,9 +68,18 @@ def save_checkpoint(folder: str | Path, *, model: nn.Module, params, vocab: Voca
             shutil.rmtree(old)
         else:
             os.replace(tmp, folder)
+        fsync_dir(folder.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write and fsync, so a renamed checkpoint folder never holds a file still in the page cache."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _read_config(folder: Path) -> dict:
@@ -126,7 +139,11 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
     if getattr(model, "vocab_size", len(vocab)) != len(vocab):
         raise CheckpointError(f"{folder / 'config.json'}: model vocab_size {model.vocab_size} "
                               f"does not match the {len(vocab)}-token vocabulary")
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), dummy_tokens()))["params"]
+    try:
+        shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), dummy_tokens()))["params"]
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{folder / 'config.json'}: model kwargs do not build a model "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     params = restore_tree(folder / "params.msgpack", shapes)
     return Checkpoint(model=model, params=jax.tree.map(np.asarray, params), vocab=vocab, config=config)
 
@@ -134,3 +151,115 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
 def restore_opt_state(folder: str | Path, template):
     """The optimizer state saved in `folder`, checked against `template` (e.g. `tx.init(params)`)."""
     return restore_tree(Path(folder) / "opt_state.msgpack", jax.eval_shape(lambda: template))
+
+
+def digest(*parts) -> str:
+    """A short hash of JSON-able values and arrays: what a resumable run must agree on."""
+    h = hashlib.sha256()
+    for part in parts:
+        if hasattr(part, "shape"):
+            part = np.asarray(part)
+            h.update(f"{part.dtype}{part.shape}".encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+class TrainCheckpointer:
+    """Periodic checkpoints of one training run in `folder/step_XXXXXXXX/`.
+
+    Each step folder is written beside its final name and renamed into place, so it is either
+    complete or absent; leftovers of a save that was killed (hidden `.step_*.tmp` folders) are
+    ignored by `restore` and removed by the next `save`. The newest `keep` checkpoints are kept.
+    Checkpoints whose fingerprint (the given `fingerprint` of the run's params and data, plus
+    the lstm_jax source code) differs are from another run: `restore` ignores them and the next
+    `save` deletes them.
+    """
+
+    def __init__(self, folder, *, every: int, fingerprint: str, model, vocab, optimizer: dict, keep: int = 2):
+        self.folder, self.every, self.keep = Path(folder), every, keep
+        self.fingerprint = digest(fingerprint, code_fingerprint())
+        self.model, self.vocab, self.optimizer = model, vocab, optimizer
+
+    def _steps(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith("step_"))
+
+    def _ours(self, path: Path) -> bool:
+        try:
+            return _read_config(path)["metadata"].get("fingerprint") == self.fingerprint
+        except (CheckpointError, AttributeError):
+            return False
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint of this run, or None."""
+        ours = self._candidates()
+        return ours[0] if ours else None
+
+    def _candidates(self) -> list[Path]:
+        return [p for p in reversed(self._steps()) if self._ours(p)]
+
+    def save(self, state, progress: dict) -> None:
+        """Save a TrainState and the data position {"epoch", "batch", "sums", "history", "key"}."""
+        meta = {"fingerprint": self.fingerprint, "step": int(state.step),
+                "progress": {**progress, "sums": {k: float(v) for k, v in progress["sums"].items()}}}
+        save_checkpoint(self.folder / f"step_{int(state.step):08d}", model=self.model, params=state.params,
+                        vocab=self.vocab, opt_state=state.opt_state, optimizer=self.optimizer, metadata=meta)
+        for leftover in self.folder.glob(".*.tmp"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        steps = self._steps()
+        stale = [p for p in steps if not self._ours(p)] + [p for p in steps if self._ours(p)][: -self.keep]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def restore(self, state):
+        """(state, progress) from the newest loadable checkpoint of this run, or None.
+
+        `state` is a fresh TrainState whose shapes the checkpoint must fit exactly. A checkpoint
+        that fails to load (e.g. truncated by a crash of the machine) is reported and the one
+        before it is tried; if none loads, the last error is raised.
+        """
+        error = None
+        for path in self._candidates():
+            try:
+                return self._restore(path, state)
+            except CheckpointError as exc:
+                print(f"warning: skipping unusable checkpoint: {exc}", file=sys.stderr)
+                error = exc
+        if error is not None:
+            raise error
+        return None
+
+    def _restore(self, path: Path, state):
+        config = _read_config(path)
+        params = restore_tree(path / "params.msgpack", jax.eval_shape(lambda: state.params))
+        if not (path / "opt_state.msgpack").is_file():
+            raise CheckpointError(f"{path}: no optimizer state (opt_state.msgpack), which resuming training needs")
+        opt_state = restore_tree(path / "opt_state.msgpack", jax.eval_shape(lambda: state.opt_state))
+        try:
+            meta = config["metadata"]
+            progress, step = dict(meta["progress"]), int(meta["step"])
+            progress["sums"] = {k: np.float32(progress["sums"][k]) for k in ("loss", "correct", "count")}
+            missing = {"epoch", "batch", "history", "key"} - set(progress)
+            if missing:
+                raise KeyError(sorted(missing))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path / 'config.json'}: missing or malformed training progress ({exc})") from None
+        return state.replace(step=jnp.int32(step), params=params, opt_state=opt_state), progress
+
+    def finish(self) -> None:
+        """After a completed run: drop the step checkpoints, so a forced rerun starts from scratch.
+
+        A small `finished.json` stays, so the (persisted) folder exists for DVC.
+        """
+        for path in self._steps():
+            shutil.rmtree(path, ignore_errors=True)
+        write_json(self.folder / "finished.json", {"fingerprint": self.fingerprint})
+
+
+def code_fingerprint() -> str:
+    """Hash of the lstm_jax sources: checkpoints of other code are not resumed."""
+    files = sorted(Path(__file__).parent.glob("*.py"))
+    return digest(*[f.name + f.read_text("utf-8") for f in files])

@@ -48,8 +48,8 @@ def cmd_generate(args) -> None:
     from lstm_jax.generate import generate_text
 
     ckpt = load_checkpoint(args.checkpoint)
-    if args.temperature < 0 or args.top_k < 0 or args.length < 1:
-        raise LstmJaxError("expected --temperature >= 0, --top-k >= 0 and --length >= 1")
+    if args.temperature < 0 or args.top_k < 0 or args.length < 1 or not args.seed:
+        raise LstmJaxError("expected --temperature >= 0, --top-k >= 0, --length >= 1 and a non-empty --seed")
     text = generate_text(ckpt.model, ckpt.params, ckpt.vocab, args.seed, args.length,
                          temperature=args.temperature, top_k=args.top_k, rng_seed=args.seed_rng)
     print(args.seed + text)

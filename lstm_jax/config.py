@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from lstm_jax.errors import ConfigError
+from lstm_jax.data import count_steps, source_text, window_counts
+from lstm_jax.errors import ConfigError, LstmJaxError
 
 
 def _check(default=dataclasses.MISSING, *, rule=None, expect: str = ""):
@@ -43,14 +45,25 @@ class TextSource:
     separator: str = ""
     path: str | None = None
 
-    def validate(self, where: str, root: Path) -> None:
+    def validate(self, where: str, root: Path) -> int:
+        """Check the source and return its length in characters (reading the file, if any)."""
         if (self.text is None) == (self.path is None):
             raise ConfigError(f"{where}: expected exactly one of 'text' or 'path', found "
                               f"{'both' if self.text is not None else 'neither'}")
-        if self.path is not None and not (root / self.path).is_file():
-            raise ConfigError(f"{where}.path: expected an existing UTF-8 file, found no file at {self.path!r}")
         if self.text == "":
             raise ConfigError(f"{where}.text: expected a non-empty string, found ''")
+        if self.text is not None:
+            return len(self.text) * self.repeat + len(self.separator) * (self.repeat - 1)
+        if self.repeat != 1 or self.separator:
+            raise ConfigError(f"{where}: 'repeat' and 'separator' apply to 'text' only, found them with 'path'")
+        if Path(self.path).is_absolute() or Path(self.path).parts[:1] != ("texts",) or ".." in Path(self.path).parts:
+            raise ConfigError(f"{where}.path: expected a file under texts/ (so DVC tracks it), found {self.path!r}")
+        if not (root / self.path).is_file():
+            raise ConfigError(f"{where}.path: expected an existing UTF-8 file, found no file at {self.path!r}")
+        try:
+            return len(source_text(None, 1, "", root / self.path))
+        except LstmJaxError as exc:
+            raise ConfigError(f"{where}.path: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -83,10 +96,11 @@ class OptimizerConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str
-    seed: int = _check(rule=lambda v: v >= 0, expect="an integer >= 0")
+    seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
     epochs: int = _positive()
     batch_size: int = _positive()
     eval_batch_size: int = _positive()
+    checkpoint_every: int = _positive()
     model: ModelConfig
     optimizer: OptimizerConfig
 
@@ -101,10 +115,11 @@ class ReloadConfig:
 class TransferConfig:
     dataset: str
     forgetting_dataset: str
-    seed: int = _check(rule=lambda v: v >= 0, expect="an integer >= 0")
+    seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
     epochs: int = _positive()
     batch_size: int = _positive()
     eval_batch_size: int = _positive()
+    checkpoint_every: int = _positive()
     optimizer: OptimizerConfig
 
 
@@ -151,6 +166,11 @@ def _parse(tp, raw, where: str):
             except ConfigError:
                 pass
         raise ConfigError(f"{where}: expected {_describe(tp)}, found {raw!r}")
+    if tp is float and isinstance(raw, str):
+        try:  # YAML 1.1 reads 3e-3 (no dot) as a string
+            raw = float(raw)
+        except ValueError:
+            pass
     ok = (
         (tp is type(None) and raw is None)
         or (tp is bool and isinstance(raw, bool))
@@ -160,7 +180,11 @@ def _parse(tp, raw, where: str):
     )
     if not ok:
         raise ConfigError(f"{where}: expected {_describe(tp)}, found {raw!r}")
-    return float(raw) if tp is float else raw
+    if tp is float:
+        if not math.isfinite(raw):
+            raise ConfigError(f"{where}: expected a finite number, found {raw!r}")
+        return float(raw)
+    return raw
 
 
 def _parse_dataclass(cls, raw, where: str):
@@ -197,15 +221,32 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
     p = params.prepare
     if not p.texts:
         raise ConfigError(f"{source}: prepare.texts: expected at least one text, found none")
+    train_windows = {}
     for name, text in p.texts.items():
+        where = f"{source}: prepare.texts.{name}"
         if not name.isidentifier():
-            raise ConfigError(f"{source}: prepare.texts.{name}: expected a name of letters, digits and _")
-        text.validate(f"{source}: prepare.texts.{name}", root)
+            raise ConfigError(f"{where}: expected a name of letters, digits and _")
+        try:
+            train_windows[name], _ = window_counts(text.validate(where, root), p.seq_length, p.stride,
+                                                   p.heldout_fraction)
+        except ConfigError:
+            raise
+        except LstmJaxError as exc:
+            raise ConfigError(f"{where}: {exc} (see prepare.seq_length, prepare.heldout_fraction)") from None
     for key, name in (("train.dataset", params.train.dataset),
                       ("transfer.dataset", params.transfer.dataset),
                       ("transfer.forgetting_dataset", params.transfer.forgetting_dataset)):
         if name not in p.texts:
             raise ConfigError(f"{source}: {key}: expected one of {sorted(p.texts)}, found {name!r}")
+    for section, run in (("train", params.train), ("transfer", params.transfer)):
+        n = train_windows[run.dataset]
+        if run.batch_size > n:
+            raise ConfigError(f"{source}: {section}.batch_size: expected at most the {n} training windows of "
+                              f"{run.dataset!r}, found {run.batch_size}")
+        total = count_steps(n, run.batch_size, run.epochs)
+        if run.optimizer.warmup_steps > total:
+            raise ConfigError(f"{source}: {section}.optimizer.warmup_steps: expected at most the {total} "
+                              f"training steps, found {run.optimizer.warmup_steps}")
     return params
 
 

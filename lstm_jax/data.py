@@ -22,10 +22,36 @@ def source_text(text: str | None, repeat: int, separator: str, path: str | Path 
     """The text a `TextSource` describes: `text` repeated and joined, or a UTF-8 file's contents."""
     if path is not None:
         try:
-            return Path(path).read_text("utf-8")
+            content = Path(path).read_text("utf-8")
         except UnicodeDecodeError as exc:
-            raise LstmJaxError(f"{path}: expected UTF-8 text, found invalid byte at {exc.start}") from None
+            raise LstmJaxError(f"{path}: expected UTF-8 text, found a non-UTF-8 byte at offset {exc.start}") from None
+        except OSError as exc:
+            raise LstmJaxError(f"{path}: cannot read the text file ({exc.strerror})") from None
+        if not content:
+            raise LstmJaxError(f"{path}: expected some text, found an empty file")
+        return content
     return separator.join([text] * repeat)
+
+
+def count_steps(n_windows: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of a run: whole batches per epoch (the remainder is dropped) times epochs."""
+    return epochs * (n_windows // batch_size)
+
+
+def window_counts(n_chars: int, seq_length: int, stride: int, heldout_fraction: float) -> tuple[int, int]:
+    """(train windows, held-out windows) that `build_windows` makes from a text of n_chars."""
+    n_heldout = heldout_chars(n_chars, heldout_fraction, seq_length)
+    span = seq_length + 1
+    return (n_chars - n_heldout - span) // stride + 1, (n_heldout - span) // stride + 1
+
+
+def heldout_chars(n_chars: int, heldout_fraction: float, seq_length: int) -> int:
+    """Characters at the end of a text that are held out; raises if either part is too short."""
+    n_heldout = max(int(round(n_chars * heldout_fraction)), seq_length + 1)
+    if n_chars - n_heldout < seq_length + 1:
+        raise LstmJaxError(f"text: expected at least {2 * (seq_length + 1)} characters to make train and "
+                           f"held-out windows of seq_length {seq_length}, found {n_chars}")
+    return n_heldout
 
 
 def windows(ids: np.ndarray, seq_length: int, stride: int) -> np.ndarray:
@@ -42,12 +68,7 @@ def split_text(ids: np.ndarray, heldout_fraction: float, seq_length: int) -> tup
 
     The split is by position, so no held-out window overlaps a training window.
     """
-    n_heldout = max(int(round(len(ids) * heldout_fraction)), seq_length + 1)
-    if len(ids) - n_heldout < seq_length + 1:
-        raise LstmJaxError(
-            f"text: expected at least {2 * (seq_length + 1)} characters to split off a held-out part, "
-            f"found {len(ids)}"
-        )
+    n_heldout = heldout_chars(len(ids), heldout_fraction, seq_length)
     return ids[:-n_heldout], ids[-n_heldout:]
 
 

@@ -14,3 +14,7 @@ class ConfigError(LstmJaxError):
 
 class CheckpointError(LstmJaxError):
     """A checkpoint is missing, corrupted, or does not fit the model it is restored into."""
+
+
+class TrainingDiverged(LstmJaxError):
+    """The loss, the gradient norm or the parameters became NaN or infinite during training."""

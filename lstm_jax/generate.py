@@ -21,7 +21,7 @@ def sample_logits(logits, key, temperature: float = 0.0, top_k: int = 0):
     if temperature == 0.0:
         return jnp.argmax(logits, -1).astype(jnp.int32)
     logits = logits / temperature
-    if top_k > 0:
+    if 0 < top_k < logits.shape[-1]:
         kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
         logits = jnp.where(logits < kth, -jnp.inf, logits)
     return jax.random.categorical(key, logits).astype(jnp.int32)

@@ -119,6 +119,11 @@ class LSTM(nn.Module):
     def __call__(self, x, initial_state=None, *, lengths=None, mask=None, deterministic=True):
         if x.ndim != 3:
             raise ValueError(f"x: expected float[B, T, F], found shape {x.shape}")
+        if self.reverse and self.bidirectional:
+            raise ValueError("reverse=True runs one direction backwards; it cannot be combined with bidirectional")
+        if not 0 <= self.proj_size < self.hidden_size:
+            raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size ({self.hidden_size}), "
+                             f"found {self.proj_size}")
         batch, time, _ = x.shape
         mask = resolve_mask(batch, time, lengths, mask)
         if self.learn_initial_state:

@@ -64,6 +64,8 @@ def resolve_mask(batch: int, time: int, lengths=None, mask=None) -> jax.Array | 
     if lengths is not None and mask is not None:
         raise ValueError("give either lengths or mask, not both")
     if lengths is not None:
+        if jnp.shape(lengths) != (batch,):
+            raise ValueError(f"lengths: expected shape {(batch,)}, found {jnp.shape(lengths)}")
         return lengths_to_mask(lengths, time)
     if mask is not None:
         mask = jnp.asarray(mask, bool)

@@ -17,9 +17,11 @@ from flax.training.train_state import TrainState
 from tqdm import tqdm
 
 from lstm_jax.config import OptimizerConfig
+from lstm_jax.data import count_steps
+from lstm_jax.errors import CheckpointError, TrainingDiverged
+from lstm_jax.lstm import reset_state
 from lstm_jax.metrics import summarize, token_sums
 from lstm_jax.models import dummy_tokens
-from lstm_jax.lstm import reset_state
 from lstm_jax.timing import Timed
 
 
@@ -50,7 +52,8 @@ def optimizer_record(cfg: OptimizerConfig, total_steps: int) -> dict:
 
 
 def create_train_state(model, params, tx) -> TrainState:
-    return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    # An int32 step (not a Python int) keeps one compiled signature before and after a resume.
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx).replace(step=jnp.int32(0))
 
 
 def init_params(model, key: jax.Array):
@@ -73,7 +76,8 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array | None = None):
     """One optimizer step on batch {"inputs", "targets": int32[B, T], "weights": float32[B, T]}.
 
     Every row starts from a zero state. `rng` drives dropout (none when None).
-    Returns the new state and the batch's metric sums (see `metrics.token_sums`).
+    Returns the new state and the batch's metric sums (see `metrics.token_sums`) plus the
+    gradient's global norm ("grad_norm", before clipping).
     """
     state, _, sums = stateful_train_step(state, batch, None, rng)
     return state, sums
@@ -96,30 +100,53 @@ def stateful_train_step(state: TrainState, batch: dict, carry, rng: jax.Array | 
         return sums["loss"] / jnp.maximum(sums["count"], 1.0), (sums, new_carry)
 
     grads, (sums, new_carry) = jax.grad(loss_fn, has_aux=True)(state.params)
+    sums = {**sums, "grad_norm": optax.tree.norm(grads)}
     return state.apply_gradients(grads=grads), jax.lax.stop_gradient(new_carry), sums
 
 
-def make_train_epoch(batch_size: int):
-    """A jitted `(state, windows int32[N, T+1], key) -> (state, sums)` running one shuffled epoch.
+GUARDS = ("loss is NaN or infinite", "gradient norm is NaN or infinite", "parameters are NaN or infinite",
+          "loss exploded")
+EXPLODED_FACTOR = 100.0  # a loss above this many times ln(V), a uniform guess's loss, has diverged
 
-    The whole epoch is one `lax.scan` over N // batch_size batches (the remainder is dropped
-    for this epoch; the shuffle differs every epoch, so no window is dropped for good).
+
+def make_train_chunk(batch_size: int):
+    """A jitted `(state, windows int32[N, T+1], order int32[N], start, n_steps, key, max_loss) ->
+    (state, sums, bad)` running batches start .. start+n_steps-1 of one epoch.
+
+    Batch b holds windows order[b*B : (b+1)*B]; dropout keys are `key` folded with the global
+    step. The loop stops at the first step whose loss, gradient norm or updated parameters are
+    not finite, or whose loss exceeds `max_loss`, keeping the state from before that step; then
+    bad = {"step": that step, "guard": index into GUARDS, "loss": its loss}, else step = -1.
+    `n_steps` is a traced value, so one compiled program serves chunks of any length and an
+    epoch can be cut anywhere (checkpoints) with the same per-step results.
     """
 
-    def epoch(state, windows, key):
-        n_batches = windows.shape[0] // batch_size
-        order_key, dropout_key = jax.random.split(key)
-        order = jax.random.permutation(order_key, windows.shape[0])[: n_batches * batch_size]
+    def chunk(state, windows, order, start, n_steps, key, max_loss):
+        zero = {"loss": jnp.float32(0), "correct": jnp.float32(0), "count": jnp.float32(0)}
+        no_bad = {"step": jnp.int32(-1), "guard": jnp.int32(-1), "loss": jnp.float32(0)}
 
-        def body(state, inputs):
-            idx, step = inputs
-            return train_step(state, split_window(windows[idx]), jax.random.fold_in(dropout_key, step))
+        def cond(carry):
+            i, _, _, bad = carry
+            return (i < n_steps) & (bad["step"] < 0)
 
-        steps = jnp.arange(n_batches)
-        state, sums = jax.lax.scan(body, state, (order.reshape(n_batches, batch_size), steps))
-        return state, jax.tree.map(jnp.sum, sums)
+        def body(carry):
+            i, state, sums, bad = carry
+            idx = jax.lax.dynamic_slice_in_dim(order, (start + i) * batch_size, batch_size)
+            new, metrics = train_step(state, split_window(windows[idx]), jax.random.fold_in(key, state.step))
+            loss = metrics["loss"] / jnp.maximum(metrics["count"], 1.0)
+            passed = jnp.stack([jnp.isfinite(loss), jnp.isfinite(metrics["grad_norm"]),
+                                jnp.isfinite(optax.tree.norm(new.params)), loss <= max_loss])
+            ok = jnp.all(passed)
+            state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
+            sums = {k: v + jnp.where(ok, metrics[k], 0.0) for k, v in sums.items()}
+            failed = {"step": state.step + 1, "guard": jnp.argmin(passed).astype(jnp.int32), "loss": loss}
+            bad = jax.tree.map(lambda b, f: jnp.where(ok, b, f), bad, failed)
+            return i + 1, state, sums, bad
 
-    return jax.jit(epoch)
+        _, state, sums, bad = jax.lax.while_loop(cond, body, (jnp.int32(0), state, zero, no_bad))
+        return state, sums, bad
+
+    return jax.jit(chunk)
 
 
 def make_stateful_train_epoch(model):
@@ -209,38 +236,83 @@ class Evaluator:
 
 
 def fit(state: TrainState, train: np.ndarray, heldout: np.ndarray, *, epochs: int, batch_size: int,
-        evaluator: Evaluator, key: jax.Array, desc: str = "train"):
+        evaluator: Evaluator, key: jax.Array, desc: str = "train", checkpointer=None, max_loss: float = np.inf):
     """Train for `epochs` shuffled epochs; evaluate the held-out windows after each.
+
+    With a `checkpoint.TrainCheckpointer`, training saves every `checkpointer.every` steps
+    (params, optimizer state, step, key, position in the data, metrics so far) and first
+    resumes from the latest complete checkpoint of the same run, giving results bitwise equal to
+    an uninterrupted run. Raises `TrainingDiverged` at the first step whose loss, gradient or
+    parameters are not finite or whose loss exceeds `max_loss`; that state is never saved.
 
     Returns (state, history, timers): history has one dict per epoch with train_loss and
     train_accuracy (running means over the epoch's steps) and heldout_loss/heldout_accuracy.
     """
-    if train.shape[0] < batch_size:
-        raise ValueError(f"batch_size {batch_size} is larger than the {train.shape[0]} training windows")
-    run_epoch = Timed(make_train_epoch(batch_size))
+    n_windows = train.shape[0]
+    n_batches = n_windows // batch_size
+    if n_batches < 1:
+        raise ValueError(f"batch_size {batch_size} is larger than the {n_windows} training windows")
+    run_chunk = Timed(make_train_chunk(batch_size))
+    permute = jax.jit(lambda k: jax.random.permutation(k, n_windows))
     train_dev = jnp.asarray(train)
-    history = []
-    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not sys.stderr.isatty())
-    for epoch in bar:
-        state, sums = run_epoch(state, train_dev, jax.random.fold_in(key, epoch))
+    zero = {"loss": np.float32(0), "correct": np.float32(0), "count": np.float32(0)}
+    progress = {"epoch": 0, "batch": 0, "sums": zero, "history": []}
+    if checkpointer is not None:
+        restored = checkpointer.restore(state)
+        if restored is not None:
+            state, progress = restored
+            if progress["key"] != np.asarray(jax.random.key_data(key)).tolist():
+                raise CheckpointError(f"{checkpointer.folder}: the checkpoint's PRNG key differs from this run's")
+            print(f"{desc}: resumed from {checkpointer.folder} at step {int(state.step)}", flush=True)
+    every = checkpointer.every if checkpointer is not None else n_batches
+    history = list(progress["history"])
+    bar = tqdm(total=epochs * n_batches, initial=int(state.step), desc=desc, unit="step",
+               disable=not sys.stderr.isatty())
+    for epoch in range(progress["epoch"], epochs):
+        order_key, dropout_key = jax.random.split(jax.random.fold_in(key, epoch))
+        order = permute(order_key)
+        resuming = epoch == progress["epoch"]
+        batch, sums = (progress["batch"], progress["sums"]) if resuming else (0, zero)
+        while batch < n_batches:
+            # Chunks end on multiples of `every` global steps, so a resumed run cuts the same way.
+            n = min(every - int(state.step) % every, n_batches - batch)
+            state, chunk_sums, bad = run_chunk(state, train_dev, order, np.int32(batch), np.int32(n), dropout_key,
+                                               np.float32(max_loss))
+            if int(bad["step"]) >= 0:
+                raise TrainingDiverged(
+                    f"{desc}: step {int(bad['step'])} (epoch {epoch + 1}): {GUARDS[int(bad['guard'])]} "
+                    f"(loss {float(bad['loss']):.4g}, limit {max_loss:.4g}); lower the learning rate or check the "
+                    "data. Training stopped before this step; no checkpoint holds its state")
+            sums = jax.tree.map(lambda a, b: np.float32(a + b), sums, chunk_sums)
+            batch += n
+            bar.update(n)
+            if checkpointer is not None and int(state.step) % every == 0:
+                checkpointer.save(state, {"epoch": epoch, "batch": batch, "sums": sums, "history": history,
+                                          "key": np.asarray(jax.random.key_data(key)).tolist()})
         row = {"epoch": epoch + 1, **summarize(sums, "train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", heldout_acc=f"{row['heldout_accuracy']:.3f}")
         history.append(row)
-    return state, history, {f"{desc}_epoch": run_epoch}
+    bar.close()
+    if checkpointer is not None:
+        checkpointer.finish()
+    return state, history, {f"{desc}_steps": run_chunk}
 
 
 def train_model(model, params, train: np.ndarray, heldout: np.ndarray, *, optimizer: OptimizerConfig,
-                epochs: int, batch_size: int, eval_batch_size: int, key: jax.Array, desc: str = "train"):
+                epochs: int, batch_size: int, eval_batch_size: int, key: jax.Array, desc: str = "train",
+                checkpointer=None):
     """Build the optimizer for `epochs` of `train`, run `fit`, and evaluate at the end.
 
+    Training stops with `TrainingDiverged` if a batch's loss exceeds EXPLODED_FACTOR * ln(V).
     Returns (state, history, final, evaluator, timers); `final` holds exact train_/heldout_ loss
     and accuracy of the trained parameters.
     """
-    total_steps = epochs * (train.shape[0] // batch_size)
+    total_steps = count_steps(train.shape[0], batch_size, epochs)
     state = create_train_state(model, params, make_optimizer(optimizer, total_steps))
     evaluator = Evaluator(model.apply, eval_batch_size)
-    state, history, timers = fit(state, train, heldout, epochs=epochs, batch_size=batch_size,
-                                 evaluator=evaluator, key=key, desc=desc)
+    max_loss = EXPLODED_FACTOR * float(np.log(model.vocab_size))
+    state, history, timers = fit(state, train, heldout, epochs=epochs, batch_size=batch_size, evaluator=evaluator,
+                                 key=key, desc=desc, checkpointer=checkpointer, max_loss=max_loss)
     final = {**evaluator.metrics(state.params, train, "train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
     timers = {**timers, f"{desc}_evaluate": evaluator.evaluate}
     return state, history, final, evaluator, timers

@@ -1,12 +1,13 @@
 """Stage train: a CharLM on `train.dataset` -> models/char checkpoint, metrics, loss plot."""
 
 import time
+from dataclasses import asdict
 
 import jax
 
-from lstm_jax.checkpoint import save_checkpoint
+from lstm_jax.checkpoint import TrainCheckpointer, digest, save_checkpoint
 from lstm_jax.cli import run_stage
-from lstm_jax.data import load_dataset
+from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.models import char_lm_from_config
 from lstm_jax.outputs import write_csv, write_json, write_npy
 from lstm_jax.timing import report
@@ -19,15 +20,18 @@ def main(params):
     ds = load_dataset(f"data/{cfg.dataset}")
     model = char_lm_from_config(cfg.model, len(ds.vocab))
     key = jax.random.key(cfg.seed)
+    optimizer = optimizer_record(cfg.optimizer, count_steps(ds.train.shape[0], cfg.batch_size, cfg.epochs))
+    checkpointer = TrainCheckpointer("checkpoints/train", every=cfg.checkpoint_every, model=model, vocab=ds.vocab,
+                                     optimizer=optimizer, fingerprint=digest(asdict(cfg), ds.train, ds.heldout))
     state, history, final, evaluator, timers = train_model(
         model, init_params(model, jax.random.fold_in(key, 0)), ds.train, ds.heldout, optimizer=cfg.optimizer,
         epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
-        key=jax.random.fold_in(key, 1), desc="train")
+        key=jax.random.fold_in(key, 1), desc="train", checkpointer=checkpointer)
     heldout_logits = evaluator.predict(state.params, ds.heldout)
 
     total_steps = int(state.step)
     save_checkpoint("models/char", model=model, params=state.params, vocab=ds.vocab, opt_state=state.opt_state,
-                    optimizer=optimizer_record(cfg.optimizer, total_steps),
+                    optimizer=optimizer,
                     metadata={"dataset": cfg.dataset, "steps": total_steps, "final": final})
     write_npy("models/char_heldout_logits.npy", heldout_logits)
     epochs = {str(r["epoch"]): {k: v for k, v in r.items() if k != "epoch"} for r in history}

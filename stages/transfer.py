@@ -3,12 +3,13 @@ character; compare with a from-scratch model on the same budget; measure forgett
 `transfer.forgetting_dataset`."""
 
 import time
+from dataclasses import asdict
 
 import jax
 
-from lstm_jax.checkpoint import load_checkpoint, save_checkpoint
+from lstm_jax.checkpoint import TrainCheckpointer, digest, load_checkpoint, save_checkpoint
 from lstm_jax.cli import run_stage
-from lstm_jax.data import load_dataset
+from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.models import remap_vocab_params, with_vocab_size
 from lstm_jax.outputs import write_csv, write_json
 from lstm_jax.timing import report
@@ -32,9 +33,18 @@ def main(params):
     common = dict(optimizer=cfg.optimizer, epochs=cfg.epochs, batch_size=cfg.batch_size,
                   eval_batch_size=cfg.eval_batch_size, key=jax.random.fold_in(key, 1))
     start_params = remap_vocab_params(ckpt.params, ckpt.vocab, vocab, fresh)
-    t_state, t_hist, t_final, t_eval, t_timers = train_model(model, start_params, train, heldout,
-                                                             desc="transfer", **common)
-    s_state, s_hist, s_final, _, s_timers = train_model(model, fresh, train, heldout, desc="scratch", **common)
+    optimizer = optimizer_record(cfg.optimizer, count_steps(train.shape[0], cfg.batch_size, cfg.epochs))
+
+    def checkpointer(name, params):
+        run = digest(asdict(cfg), train, heldout, *jax.tree.leaves(params))
+        return TrainCheckpointer(f"checkpoints/transfer/{name}", every=cfg.checkpoint_every, model=model,
+                                 vocab=vocab, optimizer=optimizer, fingerprint=run)
+
+    t_state, t_hist, t_final, t_eval, t_timers = train_model(
+        model, start_params, train, heldout, desc="transfer", checkpointer=checkpointer("transfer", start_params),
+        **common)
+    s_state, s_hist, s_final, _, s_timers = train_model(
+        model, fresh, train, heldout, desc="scratch", checkpointer=checkpointer("scratch", fresh), **common)
 
     before = t_eval.metrics(start_params, old_heldout)["accuracy"]
     after = t_eval.metrics(t_state.params, old_heldout)["accuracy"]
@@ -48,7 +58,7 @@ def main(params):
                   "new_characters": len(vocab) - len(ckpt.vocab)},
     }
     save_checkpoint("models/transfer", model=model, params=t_state.params, vocab=vocab, opt_state=t_state.opt_state,
-                    optimizer=optimizer_record(cfg.optimizer, int(t_state.step)),
+                    optimizer=optimizer,
                     metadata={"dataset": cfg.dataset, "from": "models/char", "steps": int(t_state.step),
                               "final": t_final})
     write_json("metrics/transfer.json", metrics)

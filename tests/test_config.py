@@ -33,15 +33,41 @@ def test_repo_params_are_valid():
     assert params.train.epochs >= 1 and "text1" in params.prepare.texts
 
 
-@pytest.mark.parametrize("path, value, message", [
+BAD = [
     ("train.epochs", -1, r"train.epochs: expected an integer >= 1, found -1"),
     ("train.epochs", 2.5, r"train.epochs: expected an integer, found 2.5"),
+    ("train.epochs", "five", r"train.epochs: expected an integer, found 'five'"),
+    ("train.epochs", True, r"train.epochs: expected an integer, found True"),
+    ("train.seed", -3, r"train.seed: expected an integer in \[0, 2\*\*32\)"),
+    ("train.seed", 2**64, r"train.seed: expected an integer in \[0, 2\*\*32\)"),
+    ("train.batch_size", 0, r"train.batch_size: expected an integer >= 1, found 0"),
+    ("train.batch_size", 100000, r"train.batch_size: expected at most the \d+ training windows of 'text1'"),
+    ("transfer.batch_size", 100000, r"transfer.batch_size: expected at most the \d+ training windows of 'text2'"),
     ("train.optimizer.schedule", "linear", r"train.optimizer.schedule: expected one of"),
+    ("train.optimizer.learning_rate", 0, r"train.optimizer.learning_rate: expected a number > 0, found 0"),
+    ("train.optimizer.learning_rate", float("inf"), r"train.optimizer.learning_rate: expected a finite number"),
+    ("train.optimizer.learning_rate", float("nan"), r"train.optimizer.learning_rate: expected a finite number"),
+    ("train.optimizer.final_lr_factor", 0, r"train.optimizer.final_lr_factor: expected a number in \(0, 1\]"),
+    ("train.optimizer.warmup_steps", 10**6, r"train.optimizer.warmup_steps: expected at most the \d+ training steps"),
+    ("train.optimizer", None, r"train.optimizer: expected a mapping, found None"),
+    ("train.model.hidden_size", 0, r"train.model.hidden_size: expected an integer >= 1"),
+    ("train.model.dropout", 1.0, r"train.model.dropout: expected a number in \[0, 1\)"),
     ("train.dataset", "text9", r"train.dataset: expected one of \['text1', 'text2'\], found 'text9'"),
+    ("transfer.forgetting_dataset", "nope", r"transfer.forgetting_dataset: expected one of"),
     ("prepare.heldout_fraction", 1.5, r"prepare.heldout_fraction: expected a number in \(0, 1\)"),
+    ("prepare.seq_length", 5000, r"prepare.texts.text1: text: expected at least 10002 characters"),
+    ("prepare.texts", {}, r"prepare.texts: expected at least one text, found none"),
     ("prepare.texts.text1.path", "texts/missing.txt", r"prepare.texts.text1: expected exactly one of"),
+    ("prepare.texts.text1.text", "", r"prepare.texts.text1.text: expected a non-empty string"),
+    ("prepare.texts.text1.repeat", 0, r"prepare.texts.text1.repeat: expected an integer >= 1"),
     ("reload.length", KeyError, r"reload.length: missing"),
-])
+    ("reload.seed_text", "", r"reload.seed_text: expected a non-empty string"),
+    ("evaluate.dpi", 5, r"evaluate.dpi: expected an integer in \[30, 600\]"),
+    ("evaluate", "high", r"evaluate: expected a mapping, found 'high'"),
+]
+
+
+@pytest.mark.parametrize("path, value, message", BAD, ids=[f"{p}={v!r}" for p, v, _ in BAD])
 def test_bad_values_name_the_key(path, value, message):
     with pytest.raises(ConfigError, match=message):
         parse_params(with_change(path, value), ROOT)
@@ -52,6 +78,37 @@ def test_misspelled_key_suggests_the_right_one():
     raw["train"]["epocs"] = raw["train"].pop("epochs")
     with pytest.raises(ConfigError, match=r"train.epocs: unknown key \(did you mean 'epochs'\?\)"):
         parse_params(raw, ROOT)
+
+
+def test_scientific_notation_without_a_dot_is_a_number():
+    params = parse_params(with_change("train.optimizer.learning_rate", "3e-3"), ROOT)
+    assert params.train.optimizer.learning_rate == 0.003
+
+
+@pytest.mark.parametrize("source, message", [
+    ({"path": "texts/missing.txt"}, r"path: expected an existing UTF-8 file, found no file at 'texts/missing.txt'"),
+    ({"path": "/etc/hostname"}, r"path: expected a file under texts/ \(so DVC tracks it\)"),
+    ({"path": "texts/../params.yaml"}, r"path: expected a file under texts/"),
+    ({"path": "texts/README.md", "repeat": 3}, r"'repeat' and 'separator' apply to 'text' only"),
+    ({"text": "abc", "path": "texts/README.md"}, r"expected exactly one of 'text' or 'path', found both"),
+])
+def test_bad_text_sources(source, message):
+    raw = copy.deepcopy(RAW)
+    raw["prepare"]["texts"]["text1"] = source
+    with pytest.raises(ConfigError, match=message):
+        parse_params(raw, ROOT)
+
+
+def test_empty_and_non_utf8_text_files(tmp_path):
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts/empty.txt").write_text("")
+    (tmp_path / "texts/latin1.txt").write_bytes("d\xe9j\xe0 vu".encode("latin-1"))
+    for name, message in [("empty.txt", "expected some text, found an empty file"),
+                          ("latin1.txt", "expected UTF-8 text, found a non-UTF-8 byte at offset 1")]:
+        raw = copy.deepcopy(RAW)
+        raw["prepare"]["texts"]["text1"] = {"path": f"texts/{name}"}
+        with pytest.raises(ConfigError, match=f"prepare.texts.text1.path: .*{name}: {message}"):
+            parse_params(raw, tmp_path)
 
 
 def test_text_path_that_does_not_exist():
