@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock
 
-.PHONY: repro test lock clean-venv
+.PHONY: repro test unit gate lock clean-venv
 
 # The package and what the pipeline needs.
 $(STAMP): pyproject.toml requirements.lock
@@ -25,8 +25,16 @@ repro: $(STAMP)
 	$(BIN)/lstm-jax check-params params.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-test: $(TEST_STAMP)
+# The test suite, then the metrics gate.
+test: unit gate
+
+unit: $(TEST_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# Reproduce the pipeline (from scratch on a fresh clone: no DVC cache) and gate its metrics on
+# thresholds.yaml and on the committed values.
+gate: repro
+	$(BIN)/lstm-jax check-metrics --baseline HEAD
 
 # Re-pin every dependency to what is installed now (run after changing pyproject.toml).
 lock:

@@ -68,6 +68,16 @@ def cmd_info(args) -> None:
     print(json.dumps(info, indent=2, ensure_ascii=False))
 
 
+def cmd_check_metrics(args) -> int:
+    from lstm_jax.gate import format_table, load_thresholds, run_checks
+
+    checks = run_checks(load_thresholds(args.thresholds), Path("."), args.baseline)
+    print(format_table(checks))
+    failed = [c for c in checks if not c.ok]
+    print(f"gate: {len(checks) - len(failed)} metrics within their bands, {len(failed)} outside")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lstm-jax", description="Train, inspect and sample JAX/Flax LSTMs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
@@ -76,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-params", help="validate params.yaml and exit")
     p.add_argument("params", nargs="?", default="params.yaml", help="params file (default: params.yaml)")
     p.set_defaults(func=cmd_check_params)
+
+    p = sub.add_parser("check-metrics", help="check metrics against the bands in thresholds.yaml (CI gate)",
+                       description="Print every metric named in the thresholds file with its value, band, baseline "
+                                   "and verdict; exit 1 if any is missing, outside its band, or (with --baseline) "
+                                   "further from the committed value than its tolerance.")
+    p.add_argument("--thresholds", default="thresholds.yaml", help="bands and tolerances (default: thresholds.yaml)")
+    p.add_argument("--baseline", metavar="REV", help="git revision whose committed metrics are the baseline, e.g. HEAD")
+    p.set_defaults(func=cmd_check_metrics)
 
     p = sub.add_parser("generate", help="print text sampled from a CharLM checkpoint")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. models/char")
@@ -95,10 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except LstmJaxError as exc:
         return _fail(exc, args.debug)
-    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from lstm_jax.alphabet import KINDS as ALPHABET_KINDS
 from lstm_jax.data import count_steps, source_text, window_counts
 from lstm_jax.errors import ConfigError, LstmJaxError
 
@@ -124,6 +125,52 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class FramingConfig:
+    """One alphabet experiment: which patterns, model size and training recipe."""
+
+    kind: str = _check(rule=lambda v: v in ALPHABET_KINDS, expect=f"one of {list(ALPHABET_KINDS)}")
+    hidden_size: int = _positive()
+    epochs: int = _positive()
+    batch_size: int = _positive()
+    shuffle: bool = False
+    stateful: bool = False
+
+
+@dataclass(frozen=True)
+class AlphabetConfig:
+    seeds: int = _positive()
+    scramble_seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
+    data_seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
+    learning_rate: float = _check(rule=lambda v: v > 0, expect="a number > 0")
+    window: int = _check(rule=lambda v: 1 <= v <= 24, expect="an integer in [1, 24]")
+    samples: int = _positive()
+    max_length: int = _check(rule=lambda v: 1 <= v <= 25, expect="an integer in [1, 25]")
+    framings: dict[str, FramingConfig] = field(default_factory=dict)
+
+    def patterns_count(self, kind: str) -> int:
+        return {"one_char": 25, "window_features": 26 - self.window, "window_steps": 26 - self.window,
+                "variable_length": self.samples}[kind]
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    """Several related datasets trained in sequence (and jointly, as the upper bound)."""
+
+    datasets: int = _check(rule=lambda v: v >= 2, expect="an integer >= 2")
+    seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
+    train_size: int = _positive()
+    test_size: int = _positive()
+    min_length: int = _positive()
+    max_length: int = _positive()
+    features: int = _positive()
+    shift: float = _check(rule=lambda v: v >= 0, expect="a number >= 0")
+    hidden_size: int = _positive()
+    epochs: int = _positive()
+    batch_size: int = _positive()
+    learning_rate: float = _check(rule=lambda v: v > 0, expect="a number > 0")
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     dpi: int = _check(rule=lambda v: 30 <= v <= 600, expect="an integer in [30, 600]")
 
@@ -134,6 +181,8 @@ class Params:
     train: TrainConfig
     reload: ReloadConfig
     transfer: TransferConfig
+    alphabet: AlphabetConfig
+    sequential: SequentialConfig
     evaluate: EvaluateConfig
 
 
@@ -247,6 +296,18 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
         if run.optimizer.warmup_steps > total:
             raise ConfigError(f"{source}: {section}.optimizer.warmup_steps: expected at most the {total} "
                               f"training steps, found {run.optimizer.warmup_steps}")
+    seq = params.sequential
+    if seq.min_length > seq.max_length:
+        raise ConfigError(f"{source}: sequential.min_length: expected at most sequential.max_length "
+                          f"({seq.max_length}), found {seq.min_length}")
+    if seq.batch_size > seq.train_size:
+        raise ConfigError(f"{source}: sequential.batch_size: expected at most sequential.train_size "
+                          f"({seq.train_size}), found {seq.batch_size}")
+    for name, framing in params.alphabet.framings.items():
+        n = params.alphabet.patterns_count(framing.kind)
+        if framing.batch_size > n:
+            raise ConfigError(f"{source}: alphabet.framings.{name}.batch_size: expected at most the {n} patterns "
+                              f"of kind {framing.kind!r}, found {framing.batch_size}")
     return params
 
 

@@ -48,7 +48,32 @@ class CharLM(nn.Module):
         return LSTM(**self._lstm_kwargs(), parent=None).initial_state(batch_size)
 
 
-MODELS = {"CharLM": CharLM}
+class SequenceClassifier(nn.Module):
+    """LSTM over a sequence, then Dense on the last layer's final h: one label per sequence.
+
+    Call: `logits, state = model(x, state=None, *, lengths=None, mask=None)` with x
+    float32[B, T, F]; logits float32[B, num_classes]. Masked steps leave the state untouched,
+    so the final h is the one at each row's last real step, for left or right padding alike.
+    """
+
+    num_classes: int
+    hidden_size: int = 32
+    num_layers: int = 1
+
+    def setup(self):
+        self.lstm = LSTM(self.hidden_size, self.num_layers)
+        self.head = nn.Dense(self.num_classes)
+
+    def __call__(self, x, state=None, *, lengths=None, mask=None, deterministic=True):
+        _, state = self.lstm(x, state, lengths=lengths, mask=mask, deterministic=deterministic)
+        return self.head(state[-1].h), state
+
+    def initial_state(self, batch_size: int):
+        """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
+        return LSTM(self.hidden_size, self.num_layers, parent=None).initial_state(batch_size)
+
+
+MODELS = {"CharLM": CharLM, "SequenceClassifier": SequenceClassifier}
 
 
 def build_model(name: str, kwargs: dict) -> nn.Module:

@@ -20,6 +20,43 @@ def read_csv(path: str | Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def _save(fig, path, dpi: int) -> None:
+    buf = io.BytesIO()
+    # No timestamp or software version in the file, so identical data gives identical bytes.
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
+
+
+def heatmap(path: str | Path, matrix, *, xlabel: str, ylabel: str, title: str, dpi: int = 100) -> None:
+    """A matrix float[N, M] in [0, 1] as an annotated heatmap PNG (rows = y, columns = x)."""
+    matrix = [[float(v) for v in row] for row in matrix]
+    fig, ax = plt.subplots(figsize=(1.2 * len(matrix[0]) + 2, 1.0 * len(matrix) + 1.5))
+    image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xticks=range(len(matrix[0])), yticks=range(len(matrix)))
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    _save(fig, path, dpi)
+
+
+def curves_plot(path: str | Path, series: dict[str, list[dict]], x: str, styles: dict[str, str], *, title: str,
+                ylabel: str, dpi: int = 100) -> None:
+    """Several runs' curves on log-log axes: one colour per entry of `series`, one line style
+    per column in `styles` (column -> matplotlib style)."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for k, (name, rows) in enumerate(series.items()):
+        for column, style in styles.items():
+            ax.plot([r[x] for r in rows], [r[column] for r in rows], style, color=f"C{k}",
+                    label=name if style == next(iter(styles.values())) else None)
+    ax.set(title=title, xlabel=x, ylabel=ylabel, xscale="log", yscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path, dpi)
+
+
 def line_plot(path: str | Path, rows: list[dict], x: str, ys: list[str], *, title: str, ylabel: str,
               dpi: int = 100, log_y: bool = True) -> None:
     """One line per column in `ys` against column `x`, saved atomically as PNG."""
@@ -30,8 +67,4 @@ def line_plot(path: str | Path, rows: list[dict], x: str, ys: list[str], *, titl
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
-    buf = io.BytesIO()
-    # No timestamp or software version in the file, so identical data gives identical bytes.
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    _save(fig, path, dpi)

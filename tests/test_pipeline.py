@@ -17,7 +17,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COPY = ["lstm_jax", "stages", "texts", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
         ".dvc/.gitignore"]
-METRICS = ["prepare.json", "train.json", "reload.json", "transfer.json", "summary.json", "reload_sample.txt"]
+METRICS = ["prepare.json", "train.json", "reload.json", "transfer.json", "summary.json", "reload_sample.txt",
+           "alphabet_table.json", "alphabet/stateful.json", "sequential.json"]
+STAGES = ["prepare", "train", "reload", "transfer", "alphabet@one_char", "alphabet@window_features",
+          "alphabet@window_steps", "alphabet@whole_batch", "alphabet@stateful", "alphabet@variable_length",
+          "alphabet@one_char_budget", "alphabet_table", "sequential", "evaluate"]
 
 
 def tiny_params() -> dict:
@@ -29,6 +33,10 @@ def tiny_params() -> dict:
     p["train"]["model"].update(embed_dim=8, hidden_size=16)
     p["transfer"].update(epochs=2, batch_size=16, eval_batch_size=32, checkpoint_every=10)
     p["reload"]["length"] = 20
+    p["alphabet"].update(seeds=2, samples=40)
+    for framing in p["alphabet"]["framings"].values():
+        framing["epochs"] = 3
+    p["sequential"].update(train_size=64, test_size=32, epochs=2, batch_size=16, hidden_size=8)
     return p
 
 
@@ -80,11 +88,11 @@ def ran_stages(output: str) -> list[str]:
 def test_pipeline_end_to_end(repo):
     repo, env = repo
     first = dvc(repo, env, "repro")
-    assert ran_stages(first.stdout) == ["prepare", "train", "reload", "transfer", "evaluate"]
+    assert sorted(ran_stages(first.stdout)) == sorted(STAGES)
     assert "compiling" in first.stdout and "running" in first.stdout  # stage logs split the time
     metrics = read_metrics(repo)
     assert b'"bitwise_identical": true' in metrics["reload.json"]
-    for png in ("train_loss.png", "transfer_loss.png"):
+    for png in ("train_loss.png", "transfer_loss.png", "forgetting.png"):
         assert (repo / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (repo / "models/char/params.msgpack").is_file() and (repo / "models/transfer/config.json").is_file()
 
@@ -98,12 +106,23 @@ def test_pipeline_end_to_end(repo):
     assert read_metrics(repo) == metrics
 
     # One param changed: only the stages that depend on it rerun.
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "first run"], repo, env)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["transfer"]["epochs"] = 3
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     partial = dvc(repo, env, "repro")
     assert ran_stages(partial.stdout) == ["transfer", "evaluate"]
     assert (repo / "metrics/train.json").read_bytes() == metrics["train.json"]
+
+    # Comparing commits: the changed param and the metrics it moved show up in the diffs.
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "transfer.epochs=3"], repo, env)
+    params_diff = dvc(repo, env, "params", "diff", "HEAD~1", "HEAD").stdout
+    assert "transfer.epochs" in params_diff and "2" in params_diff and "3" in params_diff
+    metrics_diff = dvc(repo, env, "metrics", "diff", "HEAD~1", "HEAD").stdout
+    assert "metrics/transfer.json" in metrics_diff and "text2_heldout_loss" in metrics_diff
+    assert "metrics/train.json" not in metrics_diff
 
 
 def test_bad_param_stops_before_training(repo):
