@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock
 
-.PHONY: repro test unit gate lock clean-venv
+.PHONY: repro test unit gate report lock clean-venv
 
 # The package and what the pipeline needs.
 $(STAMP): pyproject.toml requirements.lock
@@ -35,6 +35,11 @@ unit: $(TEST_STAMP)
 # thresholds.yaml and on the committed values.
 gate: repro
 	$(BIN)/lstm-jax check-metrics --baseline HEAD
+
+# report.html: the figures, the alphabet table and the metrics, linking DVC's interactive plots.
+report: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc plots show -o report_files/dvc_plots
+	$(BIN)/lstm-jax report --out report.html --dvc-plots report_files/dvc_plots/index.html
 
 # Re-pin every dependency to what is installed now (run after changing pyproject.toml).
 lock:

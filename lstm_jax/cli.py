@@ -62,10 +62,39 @@ def cmd_info(args) -> None:
 
     ckpt = load_checkpoint(args.checkpoint)
     n_params = sum(x.size for x in jax.tree.leaves(ckpt.params))
+    meta = dict(ckpt.config.get("metadata") or {})
     info = {"checkpoint": str(Path(args.checkpoint)), "model": ckpt.config["model"], "parameters": int(n_params),
-            "vocab": list(ckpt.vocab.tokens), "optimizer": ckpt.config.get("optimizer"),
-            "metadata": ckpt.config.get("metadata")}
+            "vocab": list(ckpt.vocab.tokens), "training_metrics": meta.pop("final", None),
+            "params": meta.pop("params", None), "optimizer": ckpt.config.get("optimizer"), "metadata": meta}
     print(json.dumps(info, indent=2, ensure_ascii=False))
+
+
+def cmd_predict(args) -> None:
+    import jax
+    import numpy as np
+
+    from lstm_jax.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    if ckpt.config["model"]["name"] != "CharLM":
+        raise LstmJaxError(f"{args.checkpoint}: predict expects a CharLM checkpoint, found "
+                           f"{ckpt.config['model']['name']}")
+    path = Path(args.input)
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LstmJaxError(f"{path}: cannot read the input as UTF-8 text ({exc})") from None
+    if args.top < 1:
+        raise LstmJaxError(f"--top: expected an integer >= 1, found {args.top}")
+    apply = jax.jit(lambda p, ids: jax.nn.softmax(ckpt.model.apply({"params": p}, ids)[0][:, -1], -1))
+    for line in lines:
+        if not line:
+            print(json.dumps({"input": line, "error": "empty line"}))
+            continue
+        probs = np.asarray(apply(ckpt.params, ckpt.vocab.encode(line)[None]))[0]
+        best = np.argsort(-probs, kind="stable")[: args.top]
+        print(json.dumps({"input": line, "next": [{"token": ckpt.vocab.tokens[i], "probability": round(float(probs[i]), 6)}
+                                                  for i in best]}, ensure_ascii=False))
 
 
 def cmd_check_metrics(args) -> int:
@@ -76,6 +105,13 @@ def cmd_check_metrics(args) -> int:
     failed = [c for c in checks if not c.ok]
     print(f"gate: {len(checks) - len(failed)} metrics within their bands, {len(failed)} outside")
     return 1 if failed else 0
+
+
+def cmd_report(args) -> None:
+    from lstm_jax.report import build_report
+
+    build_report(args.out, ".", args.dvc_plots)
+    print(f"wrote {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed-rng", type=int, default=0, help="PRNG seed for sampling (default: 0)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("info", help="print a checkpoint's model config, size, vocabulary and metadata")
+    p = sub.add_parser("predict", help="next-character probabilities after each line of a file",
+                       description="For every line of --input, print one JSON object with the --top most likely "
+                                   "next characters and their probabilities under a CharLM checkpoint.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. models/char")
+    p.add_argument("--input", required=True, help="UTF-8 text file, one input per line")
+    p.add_argument("--top", type=int, default=5, help="how many next characters to list (default: 5)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("report", help="write an HTML report of the pipeline's figures, tables and metrics")
+    p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
+    p.add_argument("--dvc-plots", help="the index.html written by `dvc plots show -o DIR`, to link from the report")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("info", help="print a checkpoint's model, size, vocabulary, training metrics and params")
     p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
     p.set_defaults(func=cmd_info)
     return parser

@@ -10,6 +10,7 @@ from lstm_jax.cli import run_stage
 from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.models import char_lm_from_config
 from lstm_jax.outputs import write_csv, write_json, write_npy
+from lstm_jax.parallel import run_metadata
 from lstm_jax.timing import report
 from lstm_jax.train import init_params, optimizer_record, train_model
 
@@ -32,7 +33,8 @@ def main(params):
     total_steps = int(state.step)
     save_checkpoint("models/char", model=model, params=state.params, vocab=ds.vocab, opt_state=state.opt_state,
                     optimizer=optimizer,
-                    metadata={"dataset": cfg.dataset, "steps": total_steps, "final": final})
+                    metadata={"dataset": cfg.dataset, "steps": total_steps, "final": final, "params": asdict(cfg),
+                              "run": run_metadata()})
     write_npy("models/char_heldout_logits.npy", heldout_logits)
     epochs = {str(r["epoch"]): {k: v for k, v in r.items() if k != "epoch"} for r in history}
     write_json("metrics/train.json", {"final": final, "steps": total_steps, "epochs": epochs})

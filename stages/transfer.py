@@ -12,6 +12,7 @@ from lstm_jax.cli import run_stage
 from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.models import remap_vocab_params, with_vocab_size
 from lstm_jax.outputs import write_csv, write_json
+from lstm_jax.parallel import run_metadata
 from lstm_jax.timing import report
 from lstm_jax.train import init_params, optimizer_record, train_model
 from lstm_jax.vocab import remap_ids
@@ -60,7 +61,7 @@ def main(params):
     save_checkpoint("models/transfer", model=model, params=t_state.params, vocab=vocab, opt_state=t_state.opt_state,
                     optimizer=optimizer,
                     metadata={"dataset": cfg.dataset, "from": "models/char", "steps": int(t_state.step),
-                              "final": t_final})
+                              "final": t_final, "params": asdict(cfg), "run": run_metadata()})
     write_json("metrics/transfer.json", metrics)
     write_csv("plots/transfer_loss.csv", [
         {"epoch": t["epoch"], "transfer_heldout_loss": t["heldout_loss"], "scratch_heldout_loss": s["heldout_loss"],

@@ -29,6 +29,16 @@ def test_info_prints_config_and_parameter_count(checkpoint, capsys):
     assert info["parameters"] == 24 + 416 + 54
 
 
+def test_predict_lists_next_characters_per_line(checkpoint, tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("ab\nc z\n")
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(tmp_path / "in.txt"), "--top", "3"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["input"] for r in rows] == ["ab", "c z"]
+    probs = [n["probability"] for n in rows[0]["next"]]
+    assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(tmp_path / "missing.txt")]) == 2
+
+
 def test_generate_prints_seed_and_continuation(checkpoint, capsys):
     assert main(["generate", "--checkpoint", str(checkpoint), "--seed", "ab", "--length", "7",
                  "--temperature", "1.0", "--top-k", "2"]) == 0

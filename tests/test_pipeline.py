@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,38 @@ def test_pipeline_end_to_end(repo):
     metrics_diff = dvc(repo, env, "metrics", "diff", "HEAD~1", "HEAD").stdout
     assert "metrics/transfer.json" in metrics_diff and "text2_heldout_loss" in metrics_diff
     assert "metrics/train.json" not in metrics_diff
+
+
+def test_shared_cache_through_a_local_remote(repo, tmp_path):
+    """push to a folder remote, clone, pull: everything is up to date and nothing retrains."""
+    repo, env = repo
+    dvc(repo, env, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    dvc(repo, env, "push")
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "shared remote"], repo, env)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    env_clone = {**env, "PYTHONPATH": str(clone)}
+    dvc(clone, env_clone, "pull")
+    assert "up to date" in dvc(clone, env_clone, "status").stdout
+    again = dvc(clone, env_clone, "repro")
+    assert ran_stages(again.stdout) == [] and "Data and pipelines are up to date." in again.stdout
+
+
+def test_queued_experiments_run_in_parallel(repo):
+    """A small sweep queued with `dvc exp run --queue` and run by 2 workers shows in `dvc exp show`."""
+    repo, env = repo
+    for epochs in (1, 4):
+        dvc(repo, env, "exp", "run", "--queue", "-S", f"transfer.epochs={epochs}", "-n", f"epochs-{epochs}")
+    dvc(repo, env, "queue", "start", "-j", "2")
+    dvc(repo, env, "queue", "logs", "epochs-4", check=False)  # blocks until it has finished
+    deadline = time.time() + 300
+    while "Running" in (status := dvc(repo, env, "queue", "status").stdout) or "Queued" in status:
+        assert time.time() < deadline, status
+        time.sleep(2)
+    assert status.count("Success") == 2, status
+    table = dvc(repo, env, "exp", "show", "--csv").stdout
+    assert "epochs-1" in table and "epochs-4" in table and "text2_heldout_loss" in table
 
 
 def test_bad_param_stops_before_training(repo):
