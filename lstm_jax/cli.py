@@ -74,6 +74,7 @@ def cmd_predict(args) -> None:
     import numpy as np
 
     from lstm_jax.checkpoint import load_checkpoint
+    from lstm_jax.generate import left_pad
 
     ckpt = load_checkpoint(args.checkpoint)
     if ckpt.config["model"]["name"] != "CharLM":
@@ -86,14 +87,22 @@ def cmd_predict(args) -> None:
         raise LstmJaxError(f"{path}: cannot read the input as UTF-8 text ({exc})") from None
     if args.top < 1:
         raise LstmJaxError(f"--top: expected an integer >= 1, found {args.top}")
-    apply = jax.jit(lambda p, ids: jax.nn.softmax(ckpt.model.apply({"params": p}, ids)[0][:, -1], -1))
+    # All lines in one call: left-padded and masked (padding never touches the state), so the
+    # last column is every line's last real character and one compiled program serves them all.
+    texts = [line for line in lines if line]
+    probs = np.zeros((0, len(ckpt.vocab)))
+    if texts:
+        ids, mask = left_pad([ckpt.vocab.encode(t) for t in texts])
+        logits, _ = jax.jit(ckpt.model.apply)({"params": ckpt.params}, ids, mask=mask)
+        probs = np.asarray(jax.nn.softmax(logits[:, -1], -1))
+    rows = iter(probs)
     for line in lines:
         if not line:
             print(json.dumps({"input": line, "error": "empty line"}))
             continue
-        probs = np.asarray(apply(ckpt.params, ckpt.vocab.encode(line)[None]))[0]
-        best = np.argsort(-probs, kind="stable")[: args.top]
-        print(json.dumps({"input": line, "next": [{"token": ckpt.vocab.tokens[i], "probability": round(float(probs[i]), 6)}
+        p = next(rows)
+        best = np.argsort(-p, kind="stable")[: args.top]
+        print(json.dumps({"input": line, "next": [{"token": ckpt.vocab.tokens[i], "probability": round(float(p[i]), 6)}
                                                   for i in best]}, ensure_ascii=False))
 
 

@@ -3,6 +3,7 @@
 import json
 
 import jax
+import numpy as np
 import pytest
 
 from lstm_jax.checkpoint import save_checkpoint
@@ -36,6 +37,12 @@ def test_predict_lists_next_characters_per_line(checkpoint, tmp_path, capsys):
     assert [r["input"] for r in rows] == ["ab", "c z"]
     probs = [n["probability"] for n in rows[0]["next"]]
     assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
+    # Batched with padding, each line gets what it gets alone.
+    (tmp_path / "one.txt").write_text("ab\n")
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(tmp_path / "one.txt"), "--top", "3"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert [n["token"] for n in alone["next"]] == [n["token"] for n in rows[0]["next"]]
+    np.testing.assert_allclose([n["probability"] for n in alone["next"]], probs, atol=1e-5)
     assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(tmp_path / "missing.txt")]) == 2
 
 
