@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.lstm import LSTMState, lstm_scan, resolve_mask, zeros_state
+from lstm_jax.lstm import LSTMState, recurrence, resolve_mask, zeros_state
 
 
 def forget_bias_init(hidden_size: int):
@@ -62,6 +62,10 @@ class LSTM(nn.Module):
       learn_initial_state: when no initial_state is given, start from learned c0, h0 (one per
         layer and direction, shared over the batch) instead of zeros.
       unroll: time steps per loop iteration of the scan.
+      implementation: "fused" (default: custom VJP, see `fused.py`; layers with a projection
+        fall back to "scan") or "scan" (plain autodiff; supports forward-mode derivatives).
+      batch_groups: split the batch into this many independent row groups per step, which
+        XLA's CPU runtime runs concurrently (try the number of cores); must divide the batch.
     """
 
     hidden_size: int
@@ -74,6 +78,8 @@ class LSTM(nn.Module):
     reverse: bool = False
     learn_initial_state: bool = False
     unroll: int = 1
+    implementation: str = "fused"
+    batch_groups: int = 1
 
     @property
     def num_directions(self) -> int:
@@ -146,10 +152,11 @@ class LSTM(nn.Module):
                 x_proj = jnp.einsum("tbf,fg->tbg", seq, kernel_ih)
                 if bias is not None:
                     x_proj = x_proj + bias
-                final, out = lstm_scan(
+                final, out = recurrence(
                     x_proj, kernel_hh, initial_state[layer * self.num_directions + direction], mask_tm,
                     kernel_proj=proj, h_keep=self._recurrent_keep(batch, deterministic),
-                    reverse=direction == 1 or (self.reverse and not self.bidirectional), unroll=self.unroll)
+                    reverse=direction == 1 or (self.reverse and not self.bidirectional), unroll=self.unroll,
+                    implementation=self.implementation, batch_groups=self.batch_groups)
                 final_states.append(final)
                 outputs.append(out)
             seq = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)

@@ -118,3 +118,40 @@ def lstm_scan(
         return new, jnp.where(keep, new.h, jnp.zeros_like(new.h))
 
     return jax.lax.scan(step, state, (x_proj, mask), reverse=reverse, unroll=unroll)
+
+
+IMPLEMENTATIONS = ("fused", "scan")
+
+
+def recurrence(
+    x_proj: jax.Array,
+    kernel_hh: jax.Array,
+    state: LSTMState,
+    mask: jax.Array | None = None,
+    *,
+    kernel_proj: jax.Array | None = None,
+    h_keep: jax.Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    implementation: str = "fused",
+    batch_groups: int = 1,
+) -> tuple[LSTMState, jax.Array]:
+    """The recurrence, by the fastest implementation that supports the arguments.
+
+    Same contract as `lstm_scan`. "fused" (`fused.fused_lstm`: hand-written backward pass,
+    weight gradients as one matmul after the loop) serves every layer without a projection;
+    "scan" is plain autodiff of `lstm_scan` (it also supports forward-mode differentiation,
+    which a custom VJP does not). `batch_groups` applies to "fused" only.
+    """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
+    batch = x_proj.shape[1]
+    if batch_groups < 1 or batch % batch_groups:
+        raise ValueError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
+    if implementation == "scan" or kernel_proj is not None:
+        return lstm_scan(x_proj, kernel_hh, state, mask, kernel_proj=kernel_proj, h_keep=h_keep,
+                         reverse=reverse, unroll=unroll)
+    from lstm_jax.fused import fused_lstm  # here: fused.py builds on this module's conventions
+
+    (c, h), out = fused_lstm(x_proj, kernel_hh, state.c, state.h, mask, h_keep, reverse, batch_groups, unroll)
+    return LSTMState(c=c, h=h), out

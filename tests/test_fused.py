@@ -1,0 +1,104 @@
+"""The fused recurrence (hand-written backward pass) against plain autodiff of `lstm_scan`.
+
+Gradients are compared in float64, where the two differ only by rounding, for every
+combination of mask, recurrent dropout, direction and batch groups.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstm_jax import LSTM
+from lstm_jax.fused import fused_lstm
+from lstm_jax.lstm import LSTMState, lstm_scan, recurrence
+
+
+def _inputs(steps=7, batch=4, hidden=5, seed=1):
+    k = jax.random.split(jax.random.key(seed), 8)
+    f64 = jnp.float64
+    return dict(
+        x_proj=jax.random.normal(k[0], (steps, batch, 4 * hidden), f64),
+        kernel=jax.random.normal(k[1], (hidden, 4 * hidden), f64) * 0.5,
+        c0=jax.random.normal(k[2], (batch, hidden), f64),
+        h0=jax.random.normal(k[3], (batch, hidden), f64),
+        mask=jax.random.bernoulli(k[4], 0.7, (steps, batch)),
+        keep=jax.random.bernoulli(k[5], 0.8, (batch, hidden)).astype(f64) / 0.8,
+        cot=jax.random.normal(k[6], (steps, batch, hidden), f64),
+    )
+
+
+def _loss(run, d, mask, keep):
+    """A scalar that depends on the outputs and on both parts of the final state."""
+
+    def loss(x_proj, kernel, c0, h0):
+        (c, h), out = run(x_proj, kernel, c0, h0, mask, keep)
+        return jnp.sum(out * d["cot"]) + jnp.sum(c * c) + jnp.sum(h**3)
+
+    return jax.value_and_grad(loss, argnums=(0, 1, 2, 3))
+
+
+def _reference(reverse):
+    def run(x_proj, kernel, c0, h0, mask, keep):
+        state, out = lstm_scan(x_proj, kernel, LSTMState(c0, h0), mask, h_keep=keep, reverse=reverse)
+        return (state.c, state.h), out
+
+    return run
+
+
+@pytest.mark.parametrize("masked,dropout,reverse,groups",
+                         list(itertools.product([False, True], [False, True], [False, True], [1, 2])))
+def test_fused_value_and_gradients_match_autodiff(masked, dropout, reverse, groups):
+    with jax.enable_x64(True):
+        d = _inputs()
+        mask, keep = (d["mask"] if masked else None), (d["keep"] if dropout else None)
+        args = (d["x_proj"], d["kernel"], d["c0"], d["h0"])
+        fused = _loss(lambda *a: fused_lstm(*a, reverse, groups, 1), d, mask, keep)(*args)
+        ref = _loss(_reference(reverse), d, mask, keep)(*args)
+        for got, want in zip(jax.tree.leaves(fused), jax.tree.leaves(ref)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_second_order_reverse_gradients():
+    from jax.test_util import check_grads
+
+    with jax.enable_x64(True):
+        layer = LSTM(hidden_size=3, num_layers=2, bidirectional=True)
+        x = jax.random.normal(jax.random.key(0), (2, 4, 3), jnp.float64)
+        mask = jnp.array([[True, True, True, False], [False, True, True, True]])
+        params = jax.tree.map(lambda p: p.astype(jnp.float64), layer.init(jax.random.key(1), x))
+
+        def f(p, x):
+            out, state = layer.apply(p, x, mask=mask)
+            return jnp.sum(out**2) + sum(jnp.sum(s.c) for s in state)
+
+        check_grads(f, (params, x), order=2, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-6)
+
+
+def test_layer_fused_and_scan_agree_with_padding_in_float32():
+    x = jax.random.normal(jax.random.key(0), (6, 9, 4))
+    lengths = jnp.array([9, 3, 5, 1, 9, 7])
+    fused = LSTM(hidden_size=8, num_layers=2, bidirectional=True, batch_groups=2)
+    scan = fused.clone(implementation="scan", batch_groups=1)
+    params = fused.init(jax.random.key(1), x)
+
+    def run(layer):
+        def loss(p):
+            out, state = layer.apply(p, x, lengths=lengths)
+            return jnp.sum(jnp.sin(out)) + sum(jnp.sum(s.h) for s in state), (out, state)
+
+        return jax.value_and_grad(loss, has_aux=True)(params)
+
+    for got, want in zip(jax.tree.leaves(run(fused)), jax.tree.leaves(run(scan))):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+
+
+def test_bad_implementation_and_batch_groups_are_clear_errors():
+    x_proj, kernel = jnp.zeros((3, 4, 8)), jnp.zeros((2, 8))
+    state = LSTMState(jnp.zeros((4, 2)), jnp.zeros((4, 2)))
+    with pytest.raises(ValueError, match="implementation: expected one of"):
+        recurrence(x_proj, kernel, state, implementation="cudnn")
+    with pytest.raises(ValueError, match="batch_groups: expected a divisor of the batch size 4, found 3"):
+        recurrence(x_proj, kernel, state, batch_groups=3)
