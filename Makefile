@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock
 
-.PHONY: repro test unit gate report lock clean-venv
+.PHONY: repro test unit gate report bench lock clean-venv
 
 # The package and what the pipeline needs.
 $(STAMP): pyproject.toml requirements.lock
@@ -43,6 +43,10 @@ gate: $(STAMP)
 report: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc plots show -o report_files/dvc_plots
 	$(BIN)/lstm-jax report --out report.html --dvc-plots report_files/dvc_plots/index.html
+
+# Speed side by side with flax and torch (CPU; cuDNN too on a GPU machine): see BENCHMARKS.md.
+bench: $(TEST_STAMP)
+	$(BIN)/python benchmarks/lstm_speed.py
 
 # Re-pin every dependency to what is installed now (run after changing pyproject.toml).
 lock:

@@ -28,6 +28,9 @@ def run_stage(main, description: str) -> None:
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     args = parser.parse_args()
+    from lstm_jax import runtime
+
+    runtime.configure()  # compilation cache in .jax_cache/, allocator keeps freed memory
     try:
         from lstm_jax.config import load_params
 

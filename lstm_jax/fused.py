@@ -1,14 +1,15 @@
 """The fast path of the recurrence: a scan with a hand-written backward pass (custom VJP).
 
-Autodiff of `lstm.lstm_scan` saves every intermediate of every step and, going backwards,
-computes the weight gradient as T small matmuls inside the loop. Here instead (as cuDNN does):
+Autodiff of `lstm.lstm_scan` saves every intermediate of every step and carries more than the
+state through its backward loop. Here instead:
 
 - forward: one scan that stores only what the backward needs per step: the four gate
   activations a = [i, f, g, o] and the cell state before the step;
-- backward: one reverse scan whose carry is just (dh, dc); each step does one
-  [B, 4H] x [4H, H] matmul and the gate derivatives, and emits dz = dL/d(pre-activations);
-- after the loop, dW_hh = sum_t h_{t-1}^T dz_t is a single [H, T*B] x [T*B, 4H] matmul and
-  dL/dx_proj is dz itself.
+- backward: one reverse scan whose carry is (dh, dc) and the running dW_hh; each step does the
+  gate derivatives, one [B, 4H] x [4H, H] matmul for dh, and adds h_{t-1}^T dz_t to dW_hh;
+  dL/dx_proj is the stacked dz. cuDNN instead computes dW_hh after the loop as one
+  [H, T*B] x [T*B, 4H] matmul (`WEIGHT_GRAD_AFTER_LOOP = True`); on the CPU this project runs
+  on, XLA's kernel for that transposed product was slower than T small ones (BENCHMARKS.md).
 
 Sigmoid is written as 0.5 * tanh(0.5 x) + 0.5, so all four gates are one tanh over [B, 4H]
 (XLA's CPU tanh is a fast rational approximation; its logistic is exp + divide).
@@ -24,6 +25,8 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+
+WEIGHT_GRAD_AFTER_LOOP = False  # read at trace time; the benchmark measures both
 
 
 def _gate_constants(hidden: int, dtype):
@@ -122,7 +125,7 @@ def _fused_bwd(reverse, groups, unroll, residuals, cotangents):
     kernel_t = kernel_hh.T
     keeps = _rows(h_keep, groups)
 
-    def one_group(dc, dh, d_o, a, cp, m, keep):
+    def one_group(dc, dh, d_o, a, cp, h_prev, m, keep):
         if m is None:
             d_new_h, d_new_c = dh + d_o, dc
         else:  # a masked step passes the cotangents straight to the step before it
@@ -140,26 +143,31 @@ def _fused_bwd(reverse, groups, unroll, residuals, cotangents):
         if m is not None:
             dh_prev = dh_prev + jnp.where(keep_row, 0.0, dh)
             dc_prev = dc_prev + jnp.where(keep_row, 0.0, dc)
-        return (dc_prev, dh_prev), dz
+        if WEIGHT_GRAD_AFTER_LOOP:
+            return (dc_prev, dh_prev), dz, None
+        h_in = h_prev if keep is None else h_prev * keep
+        return (dc_prev, dh_prev), dz, jnp.einsum("bh,bg->hg", h_in, dz)
 
     def step(carry, inputs):
-        d_o, a, cp, m = inputs
-        results = [one_group(*carry[k], d_o[k], a[k], cp[k], None if m is None else m[k], keeps[k])
+        dcarry, dw = carry
+        d_o, a, cp, hp, m = inputs
+        results = [one_group(*dcarry[k], d_o[k], a[k], cp[k], hp[k], None if m is None else m[k], keeps[k])
                    for k in range(groups)]
-        return tuple(r[0] for r in results), tuple(r[1] for r in results)
+        for r in results:
+            dw = dw if r[2] is None else dw + r[2]
+        return (tuple(r[0] for r in results), dw), tuple(r[1] for r in results)
 
     carry0 = tuple(zip(_rows(dc_last, groups), _rows(dh_last, groups)))
-    xs = (_grouped(d_out, groups), gates, c_prevs, _grouped(mask, groups))
-    carry, dzs = jax.lax.scan(step, carry0, xs, reverse=not reverse, unroll=unroll)
+    h_prevs = tuple(_previous(h_seqs[k], h0_rows, reverse) for k, h0_rows in enumerate(_rows(h0, groups)))
+    xs = (_grouped(d_out, groups), gates, c_prevs, h_prevs, _grouped(mask, groups))
+    (carry, d_kernel), dzs = jax.lax.scan(step, (carry0, jnp.zeros_like(kernel_hh)), xs,
+                                          reverse=not reverse, unroll=unroll)
     dc0 = jnp.concatenate([c for c, _ in carry]) if groups > 1 else carry[0][0]
     dh0 = jnp.concatenate([h for _, h in carry]) if groups > 1 else carry[0][1]
-    # The recurrent weight gradient as one big matmul per group, after the loop.
-    d_kernel = 0.0
-    for k, h0_rows in enumerate(_rows(h0, groups)):
-        h_in = _previous(h_seqs[k], h0_rows, reverse)
-        if keeps[k] is not None:
-            h_in = h_in * keeps[k]
-        d_kernel = d_kernel + jnp.einsum("tbh,tbg->hg", h_in, dzs[k])
+    if WEIGHT_GRAD_AFTER_LOOP:  # one big matmul per group
+        for k, h_prev in enumerate(h_prevs):
+            h_in = h_prev if keeps[k] is None else h_prev * keeps[k]
+            d_kernel = d_kernel + jnp.einsum("tbh,tbg->hg", h_in, dzs[k])
     return _join(list(dzs)), d_kernel, dc0, dh0, None, None
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from lstm_jax import LSTM
+from lstm_jax import fused
 from lstm_jax.fused import fused_lstm
 from lstm_jax.lstm import LSTMState, lstm_scan, recurrence
 
@@ -59,6 +60,18 @@ def test_fused_value_and_gradients_match_autodiff(masked, dropout, reverse, grou
         ref = _loss(_reference(reverse), d, mask, keep)(*args)
         for got, want in zip(jax.tree.leaves(fused), jax.tree.leaves(ref)):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_weight_gradient_after_the_loop_matches_too(monkeypatch, reverse):
+    monkeypatch.setattr(fused, "WEIGHT_GRAD_AFTER_LOOP", True)
+    with jax.enable_x64(True):
+        d = _inputs()
+        args = (d["x_proj"], d["kernel"], d["c0"], d["h0"])
+        got = _loss(lambda *a: fused_lstm(*a, reverse, 2, 1), d, d["mask"], d["keep"])(*args)
+        want = _loss(_reference(reverse), d, d["mask"], d["keep"])(*args)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 def test_fused_second_order_reverse_gradients():
