@@ -7,6 +7,7 @@ Sections:
   train       configs (a) (b) (c): median train-step time (forward, backward, Adam) after
               warm-up, tokens/s, achieved GFLOP/s, share of the matmul peak measured in this run,
               ratios to each peer, and compile time cold and from a warm persistent cache;
+  kernels     the recurrent matmul alone in XLA, numpy and torch;
   techniques  config (a): what each speed technique buys, one variant at a time;
   generation  characters/s of three ways to sample from the char model;
   memory      config (b) shapes: XLA's scratch memory for a train step vs T, with and without
@@ -36,7 +37,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import speed_models as sm  # noqa: E402
 
-from lstm_jax import fused, runtime  # noqa: E402
+from lstm_jax import runtime  # noqa: E402
 
 
 def median_time(fn, steps: int, warmup: int = 3) -> tuple[float, float]:
@@ -176,12 +177,12 @@ def section_techniques(steps: int) -> None:
     cfg = sm.CONFIGS["a"]
     print(f"\n## techniques, config {cfg.describe()}: median train-step ms, {steps} steps")
     variants = {
-        "flax OptimizedLSTMCell: input matmul inside the loop, autodiff": lambda: sm.jax_step(cfg, sm.flax_rnn(cfg)),
-        "lstm_jax scan: input projection hoisted, fused gates, time-major, autodiff":
+        "flax OptimizedLSTMCell: per-step input matmul, autodiff": lambda: sm.jax_step(cfg, sm.flax_rnn(cfg)),
+        "lstm_jax scan: input projection hoisted as one matmul, fused gates, autodiff":
             lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, implementation="scan")),
-        "lstm_jax fused (default): + custom VJP, small backward carry, dW_hh accumulated in the loop":
+        "lstm_jax fused (default): one [x_t, h] matmul per step, custom VJP, unroll=2":
             lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg)),
-        "fused, unroll=2": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, unroll=2)),
+        "fused, unroll=1": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, unroll=1)),
         "fused, unroll=4": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, unroll=4)),
         "fused, batch_groups=2": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, batch_groups=2)),
         "fused, no buffer donation": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg), donate=False),
@@ -190,10 +191,6 @@ def section_techniques(steps: int) -> None:
     for name, build in variants.items():
         built[name] = build()
         built[name].compile()
-    fused.WEIGHT_GRAD_AFTER_LOOP = True  # read when tracing: this step is compiled anew
-    built["fused, dW_hh as one big matmul after the loop (cuDNN's way)"] = sm.jax_step(cfg, sm.lstm_jax_rnn(cfg))
-    built["fused, dW_hh as one big matmul after the loop (cuDNN's way)"].compile()
-    fused.WEIGHT_GRAD_AFTER_LOOP = False
     timed = interleaved_times({name: st.run for name, st in built.items()}, steps)
     del built
     print("| variant | median ms |\n|---|---|")
@@ -212,6 +209,40 @@ def section_techniques(steps: int) -> None:
         out = subprocess.run([sys.executable, __file__, "--single-step", "--steps", str(steps), *extra_args],
                              env=env, capture_output=True, text=True, check=True).stdout
         print(f"| fused, {label}, separate process | {json.loads(out.splitlines()[-1])['ms']:.1f} |")
+
+
+def section_kernels() -> None:
+    """The recurrent matmul of config (a) alone: XLA's kernel vs torch's (MKL) vs numpy's."""
+    batch, hidden, n = 64, 256, 200
+    h, w = jnp.ones((batch, hidden)), jnp.full((hidden, 4 * hidden), 1e-3)
+    loop = jax.jit(lambda h, w: jax.lax.fori_loop(0, n, lambda i, h: (h @ w)[:, :hidden], h))
+    jax.block_until_ready(loop(h, w))
+    flops = 2 * batch * hidden * 4 * hidden
+    rows = {"jax (XLA CPU), in a fori_loop": median_time(lambda: jax.block_until_ready(loop(h, w)), 10)[0] / n}
+    a, b = np.ones((batch, hidden), np.float32), np.full((hidden, 4 * hidden), 1e-3, np.float32)
+    out = np.empty((batch, 4 * hidden), np.float32)
+
+    def numpy_loop():
+        for _ in range(n):
+            np.matmul(a, b, out=out)
+
+    rows["numpy (OpenBLAS)"] = median_time(numpy_loop, 10)[0] / n
+    try:
+        import torch
+
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+
+        def torch_loop():
+            for _ in range(n):
+                torch.mm(ta, tb)
+
+        rows["torch.mm (CPU build)"] = median_time(torch_loop, 10)[0] / n
+    except ImportError:
+        pass
+    print(f"\n## kernels: one recurrent matmul [{batch},{hidden}] x [{hidden},{4 * hidden}] "
+          f"({flops / 1e6:.1f} MFLOP), median per call\n| library | us | GFLOP/s |\n|---|---|---|")
+    for name, sec in rows.items():
+        print(f"| {name} | {sec * 1e6:.0f} | {flops / sec / 1e9:.0f} |")
 
 
 def section_generation(length: int) -> None:
@@ -326,8 +357,8 @@ def section_memory(steps_list=(250, 500, 1000, 2000)) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default="a,b,c", help="comma-separated subset of a,b,c (default: all)")
-    parser.add_argument("--sections", default="train,techniques,generation,memory",
-                        help="comma-separated subset of train,techniques,generation,memory")
+    parser.add_argument("--sections", default="train,kernels,techniques,generation,memory",
+                        help="comma-separated subset of train,kernels,techniques,generation,memory")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per figure (at least 20 for the table)")
     parser.add_argument("--gen-length", type=int, default=300, help="characters per generation run")
     parser.add_argument("--default-allocator", action="store_true",
@@ -353,6 +384,8 @@ def main(argv=None) -> int:
     sections = args.sections.split(",")
     if "train" in sections:
         section_train(configs, args.steps, peak, gpu)
+    if "kernels" in sections:
+        section_kernels()
     if "generation" in sections:
         section_generation(args.gen_length)
     if "memory" in sections:

@@ -77,7 +77,7 @@ class LSTM(nn.Module):
     use_bias: bool = True
     reverse: bool = False
     learn_initial_state: bool = False
-    unroll: int = 1
+    unroll: int = 2  # measured: 2 steps per loop iteration beat 1 and 4 (BENCHMARKS.md)
     implementation: str = "fused"
     batch_groups: int = 1
 
@@ -148,13 +148,9 @@ class LSTM(nn.Module):
                 suffix = "_reverse" if direction == 1 else ""  # PyTorch's naming
                 kernel_ih, kernel_hh, bias, proj = LSTMLayerWeights(
                     self.hidden_size, self.proj_size, self.use_bias, name=f"layer_{layer}{suffix}")(seq.shape[-1])
-                # One [T*B, F] x [F, 4H] matmul for all steps instead of T small ones in the loop.
-                x_proj = jnp.einsum("tbf,fg->tbg", seq, kernel_ih)
-                if bias is not None:
-                    x_proj = x_proj + bias
                 final, out = recurrence(
-                    x_proj, kernel_hh, initial_state[layer * self.num_directions + direction], mask_tm,
-                    kernel_proj=proj, h_keep=self._recurrent_keep(batch, deterministic),
+                    seq, kernel_ih, kernel_hh, bias, initial_state[layer * self.num_directions + direction],
+                    mask_tm, kernel_proj=proj, h_keep=self._recurrent_keep(batch, deterministic),
                     reverse=direction == 1 or (self.reverse and not self.bidirectional), unroll=self.unroll,
                     implementation=self.implementation, batch_groups=self.batch_groups)
                 final_states.append(final)

@@ -124,8 +124,10 @@ IMPLEMENTATIONS = ("fused", "scan")
 
 
 def recurrence(
-    x_proj: jax.Array,
+    x: jax.Array,
+    kernel_ih: jax.Array,
     kernel_hh: jax.Array,
+    bias: jax.Array | None,
     state: LSTMState,
     mask: jax.Array | None = None,
     *,
@@ -136,22 +138,29 @@ def recurrence(
     implementation: str = "fused",
     batch_groups: int = 1,
 ) -> tuple[LSTMState, jax.Array]:
-    """The recurrence, by the fastest implementation that supports the arguments.
+    """One layer, one direction, over time-major inputs x float[T, B, F].
 
-    Same contract as `lstm_scan`. "fused" (`fused.fused_lstm`: hand-written backward pass,
-    weight gradients as one matmul after the loop) serves every layer without a projection;
-    "scan" is plain autodiff of `lstm_scan` (it also supports forward-mode differentiation,
-    which a custom VJP does not). `batch_groups` applies to "fused" only.
+    kernel_ih float[F, 4H], kernel_hh float[P, 4H], bias float[4H] or None; the other arguments
+    and the result as in `lstm_scan`. "fused" (`fused.fused_lstm`: one [x_t, h] matmul per step,
+    hand-written backward pass) serves every layer without a projection; "scan" hoists the
+    input projection for all steps out of the loop as one matmul and runs `lstm_scan` under
+    plain autodiff (which, unlike a custom VJP, also supports forward-mode derivatives).
+    `batch_groups` applies to "fused" only.
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
-    batch = x_proj.shape[1]
+    batch = x.shape[1]
     if batch_groups < 1 or batch % batch_groups:
         raise ValueError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
     if implementation == "scan" or kernel_proj is not None:
+        x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih)  # all steps in one matmul
+        if bias is not None:
+            x_proj = x_proj + bias
         return lstm_scan(x_proj, kernel_hh, state, mask, kernel_proj=kernel_proj, h_keep=h_keep,
                          reverse=reverse, unroll=unroll)
     from lstm_jax.fused import fused_lstm  # here: fused.py builds on this module's conventions
 
-    (c, h), out = fused_lstm(x_proj, kernel_hh, state.c, state.h, mask, h_keep, reverse, batch_groups, unroll)
+    bias = jnp.zeros(kernel_hh.shape[-1], x.dtype) if bias is None else bias
+    (c, h), out = fused_lstm(x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse,
+                             batch_groups, unroll)
     return LSTMState(c=c, h=h), out

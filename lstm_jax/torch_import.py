@@ -17,7 +17,7 @@ def _array(tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy().astype(np.float32)
 
 
-def from_torch(torch_lstm, *, unroll: int = 1) -> tuple[LSTM, dict]:
+def from_torch(torch_lstm, *, unroll: int = 2) -> tuple[LSTM, dict]:
     """(module, variables) giving the same outputs as `torch_lstm` in eval mode.
 
     Works for any num_layers, bidirectional, proj_size and bias. torch's `batch_first` only

@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 
 from lstm_jax import LSTM
-from lstm_jax import fused
 from lstm_jax.fused import fused_lstm
 from lstm_jax.lstm import LSTMState, lstm_scan, recurrence
 
 
-def _inputs(steps=7, batch=4, hidden=5, seed=1):
-    k = jax.random.split(jax.random.key(seed), 8)
+def _inputs(steps=7, batch=4, hidden=5, features=3, seed=1):
+    k = jax.random.split(jax.random.key(seed), 10)
     f64 = jnp.float64
     return dict(
-        x_proj=jax.random.normal(k[0], (steps, batch, 4 * hidden), f64),
+        x=jax.random.normal(k[0], (steps, batch, features), f64),
+        kernel_ih=jax.random.normal(k[7], (features, 4 * hidden), f64) * 0.5,
         kernel=jax.random.normal(k[1], (hidden, 4 * hidden), f64) * 0.5,
+        bias=jax.random.normal(k[8], (4 * hidden,), f64) * 0.3,
         c0=jax.random.normal(k[2], (batch, hidden), f64),
         h0=jax.random.normal(k[3], (batch, hidden), f64),
         mask=jax.random.bernoulli(k[4], 0.7, (steps, batch)),
@@ -34,15 +35,16 @@ def _inputs(steps=7, batch=4, hidden=5, seed=1):
 def _loss(run, d, mask, keep):
     """A scalar that depends on the outputs and on both parts of the final state."""
 
-    def loss(x_proj, kernel, c0, h0):
-        (c, h), out = run(x_proj, kernel, c0, h0, mask, keep)
+    def loss(x, kernel_ih, kernel, bias, c0, h0):
+        (c, h), out = run(x, kernel_ih, kernel, bias, c0, h0, mask, keep)
         return jnp.sum(out * d["cot"]) + jnp.sum(c * c) + jnp.sum(h**3)
 
-    return jax.value_and_grad(loss, argnums=(0, 1, 2, 3))
+    return jax.value_and_grad(loss, argnums=(0, 1, 2, 3, 4, 5))
 
 
 def _reference(reverse):
-    def run(x_proj, kernel, c0, h0, mask, keep):
+    def run(x, kernel_ih, kernel, bias, c0, h0, mask, keep):
+        x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih) + bias
         state, out = lstm_scan(x_proj, kernel, LSTMState(c0, h0), mask, h_keep=keep, reverse=reverse)
         return (state.c, state.h), out
 
@@ -55,23 +57,11 @@ def test_fused_value_and_gradients_match_autodiff(masked, dropout, reverse, grou
     with jax.enable_x64(True):
         d = _inputs()
         mask, keep = (d["mask"] if masked else None), (d["keep"] if dropout else None)
-        args = (d["x_proj"], d["kernel"], d["c0"], d["h0"])
+        args = (d["x"], d["kernel_ih"], d["kernel"], d["bias"], d["c0"], d["h0"])
         fused = _loss(lambda *a: fused_lstm(*a, reverse, groups, 1), d, mask, keep)(*args)
         ref = _loss(_reference(reverse), d, mask, keep)(*args)
         for got, want in zip(jax.tree.leaves(fused), jax.tree.leaves(ref)):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("reverse", [False, True])
-def test_weight_gradient_after_the_loop_matches_too(monkeypatch, reverse):
-    monkeypatch.setattr(fused, "WEIGHT_GRAD_AFTER_LOOP", True)
-    with jax.enable_x64(True):
-        d = _inputs()
-        args = (d["x_proj"], d["kernel"], d["c0"], d["h0"])
-        got = _loss(lambda *a: fused_lstm(*a, reverse, 2, 1), d, d["mask"], d["keep"])(*args)
-        want = _loss(_reference(reverse), d, d["mask"], d["keep"])(*args)
-        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 def test_fused_second_order_reverse_gradients():
@@ -109,9 +99,9 @@ def test_layer_fused_and_scan_agree_with_padding_in_float32():
 
 
 def test_bad_implementation_and_batch_groups_are_clear_errors():
-    x_proj, kernel = jnp.zeros((3, 4, 8)), jnp.zeros((2, 8))
+    x, kernel_ih, kernel = jnp.zeros((3, 4, 5)), jnp.zeros((5, 8)), jnp.zeros((2, 8))
     state = LSTMState(jnp.zeros((4, 2)), jnp.zeros((4, 2)))
     with pytest.raises(ValueError, match="implementation: expected one of"):
-        recurrence(x_proj, kernel, state, implementation="cudnn")
+        recurrence(x, kernel_ih, kernel, None, state, implementation="cudnn")
     with pytest.raises(ValueError, match="batch_groups: expected a divisor of the batch size 4, found 3"):
-        recurrence(x_proj, kernel, state, batch_groups=3)
+        recurrence(x, kernel_ih, kernel, None, state, batch_groups=3)
