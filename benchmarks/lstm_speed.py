@@ -7,6 +7,7 @@ Sections:
   train       configs (a) (b) (c): median train-step time (forward, backward, Adam) after
               warm-up, tokens/s, achieved GFLOP/s, share of the matmul peak measured in this run,
               ratios to each peer, and compile time cold and from a warm persistent cache;
+              every implementation runs in its own fresh process, in 4 alternating rounds;
   kernels     the recurrent matmul alone in XLA, numpy and torch;
   techniques  config (a): what each speed technique buys, one variant at a time;
   generation  characters/s of three ways to sample from the char model;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -50,23 +52,6 @@ def median_time(fn, steps: int, warmup: int = 3) -> tuple[float, float]:
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), float(np.min(times))
-
-
-def interleaved_times(runs: dict, steps: int, rounds: int = 4, warmup: int = 2) -> dict:
-    """name -> (median, min) seconds per call, timing the callables in turns: `rounds` rounds
-    of `warmup` untimed + steps / rounds timed calls each, so slow drifts of a shared machine
-    affect every implementation alike."""
-    per_round = -(-steps // rounds)
-    times = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, fn in runs.items():
-            for _ in range(warmup):
-                fn()
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {name: (float(np.median(t)), float(np.min(t))) for name, t in times.items()}
 
 
 def cpu_name() -> str:
@@ -117,98 +102,115 @@ def matmul_peak() -> float:
     return best
 
 
-def implementations(cfg: sm.Config, gpu: bool):
-    """name -> zero-arg builder of a Step."""
-    impls = {
-        "lstm_jax": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg)),
-        "flax OptimizedLSTMCell": lambda: sm.jax_step(cfg, sm.flax_rnn(cfg)),
-    }
-    if gpu:
-        impls["jax.experimental.rnn (cuDNN)"] = lambda: sm.jax_step(cfg, sm.jax_cudnn_rnn(cfg))
-    try:
-        import torch
+# Every timed variant, by name: (description, builder of a Step from a Config).
+VARIANTS = {
+    "lstm_jax": ("lstm_jax (fused, default settings)", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg))),
+    "flax": ("flax OptimizedLSTMCell", lambda cfg: sm.jax_step(cfg, sm.flax_rnn(cfg))),
+    "torch": ("torch.nn.LSTM cpu", lambda cfg: sm.torch_step(cfg, "cpu")),
+    "jax_cudnn": ("jax.experimental.rnn (cuDNN)", lambda cfg: sm.jax_step(cfg, sm.jax_cudnn_rnn(cfg))),
+    "torch_cuda": ("torch.nn.LSTM cuda (cuDNN)", lambda cfg: sm.torch_step(cfg, "cuda")),
+    "scan": ("lstm_jax scan: input projection hoisted as one matmul, autodiff",
+             lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, implementation="scan"))),
+    "unroll1": ("fused, unroll=1", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, unroll=1))),
+    "unroll4": ("fused, unroll=4", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, unroll=4))),
+    "groups2": ("fused, batch_groups=2", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, batch_groups=2))),
+    "no_donation": ("fused, no buffer donation", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg), donate=False)),
+    "epoch_jit": ("fused, 20 steps per call (lax.scan over batches), per step",
+                  lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg), steps_per_call=20)),
+}
+PER_CALL_STEPS = {"epoch_jit": 20}
 
-        impls["torch.nn.LSTM cpu"] = lambda: sm.torch_step(cfg, "cpu")
-        if gpu and torch.cuda.is_available():
-            impls["torch.nn.LSTM cuda (cuDNN)"] = lambda: sm.torch_step(cfg, "cuda")
-    except ImportError:
-        pass
-    return impls
+
+def worker(name: str, config: str, steps: int) -> None:
+    """Measure one variant in this (fresh) process; print JSON {compile, times} on the last line."""
+    if name == "keep_freed_memory":
+        runtime.keep_freed_memory()
+        name = "lstm_jax"
+    step = VARIANTS[name][1](sm.CONFIGS[config])
+    compile_s = step.compile()
+    for _ in range(2):
+        step.run()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step.run()
+        times.append((time.perf_counter() - t0) / PER_CALL_STEPS.get(name, 1))
+    print(json.dumps({"compile": compile_s, "times": times}))
 
 
-def compile_cold_and_warm(build) -> tuple[object, float, float]:
-    """Build and compile twice: into an empty persistent cache, then after dropping the
-    in-memory caches so the second compile is served from disk."""
-    step = build()
-    cold = step.compile()
-    jax.clear_caches()
-    step = build()
-    warm = step.compile()
-    return step, cold, warm
+def run_in_processes(names, config: str, steps: int, cache: str, rounds: int = 4, extra_env=None) -> dict:
+    """name -> {"times": [...], "compiles": [...]}: each name measured in `rounds` fresh
+    processes, the names taking turns, so a drift of the machine's speed hits all of them."""
+    per_round = math.ceil(steps / rounds)
+    results = {name: {"times": [], "compiles": []} for name in names}
+    for _ in range(rounds):
+        for name in names:
+            env = {**os.environ, runtime.CACHE_ENV: cache, **(extra_env or {}).get(name, {})}
+            variant = name.split(":")[0]  # "lstm_jax:eigen" is lstm_jax under other XLA flags
+            calls = max(1, per_round // PER_CALL_STEPS.get(variant, 1))
+            proc = subprocess.run([sys.executable, __file__, "--worker", variant, "--configs", config,
+                                   "--steps", str(calls)], env=env, capture_output=True, text=True)
+            if proc.returncode:
+                raise SystemExit(f"worker {name} (config {config}) failed:\n{proc.stderr[-2000:]}")
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+            results[name]["times"] += out["times"]
+            results[name]["compiles"].append(out["compile"])
+    return results
 
 
 def section_train(configs, steps: int, peak: float, gpu: bool) -> None:
+    names = ["lstm_jax", "flax"]
+    try:
+        import torch
+
+        names.append("torch")
+        if gpu and torch.cuda.is_available():
+            names.append("torch_cuda")
+    except ImportError:
+        pass
+    if gpu:
+        names.insert(2, "jax_cudnn")
     for key in configs:
         cfg = sm.CONFIGS[key]
-        n_steps = max(steps if key != "b" else min(steps, 20), 1)
-        print(f"\n## train step {cfg.describe()}: {cfg.train_flops() / 1e9:.2f} GFLOP per step, "
-              f"median of {n_steps} steps, implementations taking turns (4 rounds, 2 warm-up steps each)")
-        steps_, compile_s = {}, {}
-        for name, build in implementations(cfg, gpu).items():
-            steps_[name], *compile_s[name] = compile_cold_and_warm(build)
-        timed = interleaved_times({name: st.run for name, st in steps_.items()}, n_steps)
-        rows = {name: (*timed[name], *compile_s[name]) for name in steps_}
-        del steps_
-        names = list(rows)
-        header = ("| implementation | median ms | min ms | tokens/s | GFLOP/s | % of peak | compile cold s "
-                  "| compile warm s | " + " | ".join(f"x {n.split()[0]}" for n in names) + " |")
-        print(header)
+        n_steps = steps if key != "b" else min(steps, 20)
+        print(f"\n## train step {cfg.describe()}: {cfg.train_flops() / 1e9:.2f} GFLOP per step, median of "
+              f"{n_steps} steps; each implementation in 4 fresh processes, taking turns, 2 warm-up steps each",
+              flush=True)
+        res = run_in_processes(names, key, n_steps, tempfile.mkdtemp(prefix="lstm_jax_bench_cache_"))
+        med = {n: float(np.median(r["times"])) for n, r in res.items()}
+        print("| implementation | median ms | min ms | tokens/s | GFLOP/s | % of peak | compile cold s "
+              "| compile warm s | " + " | ".join(f"x {n}" for n in names) + " |")
         print("|" + "---|" * (8 + len(names)))
-        for name, (med, best, cold, warm) in rows.items():
-            gflops = cfg.train_flops() / med / 1e9
-            ratios = " | ".join(f"{med / rows[other][0]:.2f}" for other in names)
-            compile_cells = (f"{cold:.2f} | {warm:.2f}" if cold else "- | -")
-            print(f"| {name} | {med * 1e3:.1f} | {best * 1e3:.1f} | {cfg.steps * cfg.batch / med:,.0f} | "
-                  f"{gflops:.1f} | {100 * gflops / peak:.0f}% | {compile_cells} | {ratios} |")
-        print("(x NAME: this row's median time / NAME's; below 1 is faster than NAME)")
+        for name, r in res.items():
+            gflops = cfg.train_flops() / med[name] / 1e9
+            ratios = " | ".join(f"{med[name] / med[other]:.2f}" for other in names)
+            jax_impl = not name.startswith("torch")
+            compile_cells = (f"{r['compiles'][0]:.2f} | {np.median(r['compiles'][1:]):.2f}" if jax_impl
+                             else "- | -")
+            print(f"| {VARIANTS[name][0]} | {med[name] * 1e3:.1f} | {min(r['times']) * 1e3:.1f} | "
+                  f"{cfg.steps * cfg.batch / med[name]:,.0f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | "
+                  f"{compile_cells} | {ratios} |")
+        print("(x NAME: this row's median time / NAME's; below 1 is faster than NAME. compile: the first "
+              "process compiles into an empty persistent cache, the later ones load from it)")
 
 
 def section_techniques(steps: int) -> None:
     cfg = sm.CONFIGS["a"]
-    print(f"\n## techniques, config {cfg.describe()}: median train-step ms, {steps} steps")
-    variants = {
-        "flax OptimizedLSTMCell: per-step input matmul, autodiff": lambda: sm.jax_step(cfg, sm.flax_rnn(cfg)),
-        "lstm_jax scan: input projection hoisted as one matmul, fused gates, autodiff":
-            lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, implementation="scan")),
-        "lstm_jax fused (default): one [x_t, h] matmul per step, custom VJP, unroll=2":
-            lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg)),
-        "fused, unroll=1": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, unroll=1)),
-        "fused, unroll=4": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, unroll=4)),
-        "fused, batch_groups=2": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, batch_groups=2)),
-        "fused, no buffer donation": lambda: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg), donate=False),
-    }
-    built = {}
-    for name, build in variants.items():
-        built[name] = build()
-        built[name].compile()
-    timed = interleaved_times({name: st.run for name, st in built.items()}, steps)
-    del built
-    print("| variant | median ms |\n|---|---|")
-    for name, (med, _) in timed.items():
-        print(f"| {name} | {med * 1e3:.1f} |", flush=True)
-    epoch = sm.jax_step(cfg, sm.lstm_jax_rnn(cfg), steps_per_call=20)
-    epoch.compile()
-    per_step = median_time(epoch.run, max(steps // 4, 3), warmup=1)[0] / 20
-    print(f"| fused, 20 steps in one jit (lax.scan over batches), per step | {per_step * 1e3:.1f} |")
-    for label, extra_args, flags in (
-            ("glibc's default allocator (no keep_freed_memory)", ["--default-allocator"], ""),
-            ("XLA_FLAGS --xla_cpu_experimental_ynn_fusion_type= (Eigen dots)", [],
-             "--xla_cpu_experimental_ynn_fusion_type="),
-            ("XLA_FLAGS --xla_cpu_multi_thread_eigen=false", [], "--xla_cpu_multi_thread_eigen=false")):
-        env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()}
-        out = subprocess.run([sys.executable, __file__, "--single-step", "--steps", str(steps), *extra_args],
-                             env=env, capture_output=True, text=True, check=True).stdout
-        print(f"| fused, {label}, separate process | {json.loads(out.splitlines()[-1])['ms']:.1f} |")
+    print(f"\n## techniques, config {cfg.describe()}: median train-step ms of {steps} steps, "
+          f"each variant in 4 fresh processes, taking turns", flush=True)
+    names = ["flax", "scan", "lstm_jax", "unroll1", "unroll4", "groups2", "no_donation", "epoch_jit",
+             "keep_freed_memory", "lstm_jax:eigen", "lstm_jax:single_thread_eigen"]
+    flags = {"lstm_jax:eigen": "--xla_cpu_experimental_ynn_fusion_type=",
+             "lstm_jax:single_thread_eigen": "--xla_cpu_multi_thread_eigen=false"}
+    env = {n: {"XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {f}".strip()} for n, f in flags.items()}
+    res = run_in_processes(names, "a", steps, tempfile.mkdtemp(prefix="lstm_jax_bench_cache_"), extra_env=env)
+    labels = {"keep_freed_memory": "fused, allocator keeps freed memory (runtime.keep_freed_memory)",
+              **{n: f"fused, XLA_FLAGS {f}" for n, f in flags.items()}}
+    base = float(np.median(res["lstm_jax"]["times"]))
+    print("| variant | median ms | x default |\n|---|---|---|")
+    for name, r in res.items():
+        m = float(np.median(r["times"]))
+        print(f"| {labels.get(name) or VARIANTS[name][0]} | {m * 1e3:.1f} | {m / base:.2f} |")
 
 
 def section_kernels() -> None:
@@ -359,26 +361,19 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default="a,b,c", help="comma-separated subset of a,b,c (default: all)")
     parser.add_argument("--sections", default="train,kernels,techniques,generation,memory",
                         help="comma-separated subset of train,kernels,techniques,generation,memory")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per figure (at least 20 for the table)")
+    parser.add_argument("--steps", type=int, default=32, help="timed steps per figure (at least 20 for the table)")
     parser.add_argument("--gen-length", type=int, default=300, help="characters per generation run")
-    parser.add_argument("--default-allocator", action="store_true",
-                        help="leave glibc's malloc settings alone (default: lstm_jax.runtime.keep_freed_memory)")
-    parser.add_argument("--single-step", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     configs = [c for c in args.configs.split(",") if c]
     unknown = [c for c in configs if c not in sm.CONFIGS]
     if unknown:
         parser.error(f"--configs: expected a subset of a,b,c, found {','.join(unknown)}")
-    if not args.default_allocator:
-        runtime.keep_freed_memory()  # as the pipeline stages do; applies to every implementation
-    if args.single_step:  # one figure in a fresh process (for XLA flag / allocator variants)
-        step = sm.jax_step(sm.CONFIGS["a"], sm.lstm_jax_rnn(sm.CONFIGS["a"]))
-        step.compile()
-        print(json.dumps({"ms": median_time(step.run, args.steps)[0] * 1e3}))
+    if args.worker:
+        runtime.enable_compilation_cache()  # the folder the parent passed in the environment
+        worker(args.worker, configs[0], args.steps)
         return 0
-    runtime.enable_compilation_cache(tempfile.mkdtemp(prefix="lstm_jax_bench_cache_"))  # starts empty
     print_machine()
-    print(f"allocator: {'glibc default' if args.default_allocator else 'keep_freed_memory (as the stages)'}")
     peak = matmul_peak()
     gpu = jax.default_backend() == "gpu"
     sections = args.sections.split(",")

@@ -30,7 +30,7 @@ def run_stage(main, description: str) -> None:
     args = parser.parse_args()
     from lstm_jax import runtime
 
-    runtime.configure()  # compilation cache in .jax_cache/, allocator keeps freed memory
+    runtime.configure()  # the persistent compilation cache in .jax_cache/
     try:
         from lstm_jax.config import load_params
 

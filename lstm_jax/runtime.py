@@ -4,9 +4,9 @@
   (git-ignored) and reused by later runs with the same program, JAX version and machine, so a
   rerun of a stage spends its time training instead of compiling. Cached programs are the
   same programs: results are bitwise identical with a cold or a warm cache.
-- The allocator: XLA allocates its large temporary buffers afresh on every call; glibc hands
-  blocks above its mmap threshold back to the OS when freed, so every call page-faults them in
-  again. Raising the thresholds keeps freed memory in the process for reuse.
+- The allocator (not used by default): `keep_freed_memory` stops glibc from handing large freed
+  blocks back to the OS. It helped an earlier design that wrote [T, B, 4H] buffers on every
+  step and slows the current one down (BENCHMARKS.md), so the stages leave glibc alone.
 """
 
 from __future__ import annotations
@@ -45,6 +45,5 @@ def keep_freed_memory() -> bool:
 
 
 def configure() -> None:
-    """Both settings; called first by every pipeline stage."""
-    keep_freed_memory()
+    """Called first by every pipeline stage: the persistent compilation cache."""
     enable_compilation_cache()
