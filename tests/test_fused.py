@@ -64,6 +64,18 @@ def test_fused_value_and_gradients_match_autodiff(masked, dropout, reverse, grou
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("steps,unroll,groups", [(1, 2, 1), (5, 3, 2), (8, 2, 4)])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fused_matches_autodiff_for_unroll_one_step_and_more_groups(steps, unroll, groups, reverse):
+    with jax.enable_x64(True):
+        d = _inputs(steps=steps)
+        args = (d["x"], d["kernel_ih"], d["kernel"], d["bias"], d["c0"], d["h0"])
+        got = _loss(lambda *a: fused_lstm(*a, reverse, groups, unroll), d, d["mask"], d["keep"])(*args)
+        want = _loss(_reference(reverse), d, d["mask"], d["keep"])(*args)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
 def test_fused_second_order_reverse_gradients():
     from jax.test_util import check_grads
 
