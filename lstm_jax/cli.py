@@ -30,7 +30,7 @@ def run_stage(main, description: str) -> None:
     args = parser.parse_args()
     from lstm_jax import runtime
 
-    runtime.configure()  # the persistent compilation cache in .jax_cache/
+    runtime.enable_compilation_cache()  # .jax_cache/: a rerun loads instead of compiling
     try:
         from lstm_jax.config import load_params
 

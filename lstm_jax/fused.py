@@ -115,7 +115,7 @@ def fused_lstm(x, kernel_ih, kernel_hh, bias, c0, h0, mask, h_keep, reverse=Fals
     """
     kernel = jnp.concatenate([kernel_ih, kernel_hh], axis=0)
     final, per_group = _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll)
-    return final, _join([g[0] for g in per_group])
+    return final, _join([g[0] for g in per_group])  # the residuals stay unbuilt: no backward pass
 
 
 def _fused_fwd(x, kernel_ih, kernel_hh, bias, c0, h0, mask, h_keep, reverse, groups, unroll):

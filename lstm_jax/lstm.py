@@ -17,6 +17,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from lstm_jax.fused import fused_lstm
+
 
 class LSTMState(NamedTuple):
     """State of one LSTM layer in one direction."""
@@ -158,8 +160,6 @@ def recurrence(
             x_proj = x_proj + bias
         return lstm_scan(x_proj, kernel_hh, state, mask, kernel_proj=kernel_proj, h_keep=h_keep,
                          reverse=reverse, unroll=unroll)
-    from lstm_jax.fused import fused_lstm  # here: fused.py builds on this module's conventions
-
     bias = jnp.zeros(kernel_hh.shape[-1], x.dtype) if bias is None else bias
     (c, h), out = fused_lstm(x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse,
                              batch_groups, unroll)

@@ -13,7 +13,7 @@ import pytest
 
 from lstm_jax import LSTM
 from lstm_jax.fused import fused_lstm
-from lstm_jax.lstm import LSTMState, lstm_scan, recurrence
+from lstm_jax.lstm import LSTMState, recurrence
 
 
 def _inputs(steps=7, batch=4, hidden=5, features=3, seed=1):
@@ -44,8 +44,8 @@ def _loss(run, d, mask, keep):
 
 def _reference(reverse):
     def run(x, kernel_ih, kernel, bias, c0, h0, mask, keep):
-        x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih) + bias
-        state, out = lstm_scan(x_proj, kernel, LSTMState(c0, h0), mask, h_keep=keep, reverse=reverse)
+        state, out = recurrence(x, kernel_ih, kernel, bias, LSTMState(c0, h0), mask, h_keep=keep,
+                                reverse=reverse, implementation="scan")
         return (state.c, state.h), out
 
     return run
