@@ -1,18 +1,26 @@
-"""lstm_jax: a compiled JAX/Flax LSTM library with explicit state, and the pipeline around it."""
+"""lstm_jax: a compiled JAX/Flax LSTM library with explicit state.
+
+Needs only jax, flax, optax and numpy. The DVC pipeline built on it lives in the sibling
+package `lstm_pipeline`; nothing here imports it.
+"""
 
 from lstm_jax.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from lstm_jax.errors import CheckpointError, ConfigError, LstmJaxError
+from lstm_jax.errors import ArgumentError, CheckpointError, ConfigError, DataError, LstmJaxError, TrainingDiverged
 from lstm_jax.layers import LSTM
 from lstm_jax.lstm import LSTMState, lengths_to_mask, lstm_scan, reset_state, zeros_state
-from lstm_jax.models import CharLM, build_model
+from lstm_jax.metrics import MetricSums
+from lstm_jax.models import CharLM, SequenceClassifier, build_model
 from lstm_jax.torch_import import from_torch
+from lstm_jax.train import FitResult, StepMetrics, TrainResult, init_params, make_optimizer, train_model, train_step
 from lstm_jax.vocab import PAD_ID, UNK_ID, Vocabulary
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "LSTM", "LSTMState", "from_torch", "CharLM", "Vocabulary", "Checkpoint",
-    "build_model", "load_checkpoint", "save_checkpoint",
+    "LSTM", "LSTMState", "from_torch", "CharLM", "SequenceClassifier", "Vocabulary", "Checkpoint",
+    "build_model", "load_checkpoint", "save_checkpoint", "init_params", "make_optimizer", "train_model",
+    "train_step", "FitResult", "TrainResult", "StepMetrics", "MetricSums",
     "lstm_scan", "lengths_to_mask", "reset_state", "zeros_state",
-    "LstmJaxError", "ConfigError", "CheckpointError", "PAD_ID", "UNK_ID",
+    "LstmJaxError", "ArgumentError", "ConfigError", "DataError", "CheckpointError", "TrainingDiverged",
+    "PAD_ID", "UNK_ID",
 ]

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +30,13 @@ from flax import serialization
 from flax.traverse_util import flatten_dict
 
 from lstm_jax.errors import CheckpointError, LstmJaxError
-from lstm_jax.models import build_model, dummy_tokens, model_config
+from lstm_jax.metrics import MetricSums
+from lstm_jax.models import build_model, model_config
 from lstm_jax.outputs import UMASK, fsync_dir, write_json
 from lstm_jax.vocab import Vocabulary
 
 FORMAT = 1
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,16 @@ class Checkpoint:
 
 def save_checkpoint(folder: str | Path, *, model: nn.Module, params, vocab: Vocabulary,
                     opt_state=None, optimizer: dict | None = None, metadata: dict | None = None) -> None:
-    """Write a checkpoint folder atomically (replacing any folder already there)."""
+    """Write a checkpoint folder atomically (replacing any folder already there).
+
+    `model` must be rebuildable from its fields alone (`load_checkpoint` calls its
+    `example_input()` to learn the parameter shapes); otherwise nothing is written.
+    """
     folder = Path(folder)
+    try:
+        model.example_input()
+    except LstmJaxError as exc:
+        raise CheckpointError(f"{folder}: the model could not be rebuilt from this checkpoint: {exc}") from None
     folder.parent.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "model": model_config(model), "vocab": list(vocab.tokens),
               "optimizer": optimizer, "metadata": metadata or {}}
@@ -140,8 +150,8 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
         raise CheckpointError(f"{folder / 'config.json'}: model vocab_size {model.vocab_size} "
                               f"does not match the {len(vocab)}-token vocabulary")
     try:
-        shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), dummy_tokens()))["params"]
-    except (TypeError, ValueError) as exc:
+        shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), model.example_input()))["params"]
+    except (TypeError, ValueError, LstmJaxError) as exc:
         raise CheckpointError(f"{folder / 'config.json'}: model kwargs do not build a model "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     params = restore_tree(folder / "params.msgpack", shapes)
@@ -204,7 +214,7 @@ class TrainCheckpointer:
     def save(self, state, progress: dict) -> None:
         """Save a TrainState and the data position {"epoch", "batch", "sums", "history", "key"}."""
         meta = {"fingerprint": self.fingerprint, "step": int(state.step),
-                "progress": {**progress, "sums": {k: float(v) for k, v in progress["sums"].items()}}}
+                "progress": {**progress, "sums": {k: float(v) for k, v in progress["sums"]._asdict().items()}}}
         save_checkpoint(self.folder / f"step_{int(state.step):08d}", model=self.model, params=state.params,
                         vocab=self.vocab, opt_state=state.opt_state, optimizer=self.optimizer, metadata=meta)
         for leftover in self.folder.glob(".*.tmp"):
@@ -226,7 +236,7 @@ class TrainCheckpointer:
             try:
                 return self._restore(path, state)
             except CheckpointError as exc:
-                print(f"warning: skipping unusable checkpoint: {exc}", file=sys.stderr)
+                log.warning("skipping unusable checkpoint: %s", exc)
                 error = exc
         if error is not None:
             raise error
@@ -241,7 +251,7 @@ class TrainCheckpointer:
         try:
             meta = config["metadata"]
             progress, step = dict(meta["progress"]), int(meta["step"])
-            progress["sums"] = {k: np.float32(progress["sums"][k]) for k in ("loss", "correct", "count")}
+            progress["sums"] = MetricSums(**progress["sums"]).to_numpy()
             missing = {"epoch", "batch", "history", "key"} - set(progress)
             if missing:
                 raise KeyError(sorted(missing))
@@ -259,7 +269,17 @@ class TrainCheckpointer:
         write_json(self.folder / "finished.json", {"fingerprint": self.fingerprint})
 
 
+# The library modules whose code decides what training computes (tests/lib/test_checkpoint.py
+# checks that this covers every module `lstm_jax.train` and `lstm_jax.models` import).
+TRAINING_CODE = ("checkpoint.py", "data.py", "errors.py", "fused.py", "layers.py", "lstm.py", "metrics.py",
+                 "models.py", "outputs.py", "timing.py", "train.py", "vocab.py")
+
+
 def code_fingerprint() -> str:
-    """Hash of the lstm_jax sources: checkpoints of other code are not resumed."""
-    files = sorted(Path(__file__).parent.glob("*.py"))
-    return digest(*[f.name + f.read_text("utf-8") for f in files])
+    """Hash of the library code that computes training: checkpoints of other code are not resumed.
+
+    Code outside it (the command line, generation, the pipeline's report or plots) can change
+    without voiding a resumable checkpoint.
+    """
+    folder = Path(__file__).parent
+    return digest(*[name + (folder / name).read_text("utf-8") for name in TRAINING_CODE])

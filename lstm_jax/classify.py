@@ -80,21 +80,3 @@ def make_accuracy(model, *, stateful: bool):
         return jnp.mean(preds == y)
 
     return jax.jit(jax.vmap(accuracy, in_axes=(0, 0, 0, 0, None)))
-
-
-def make_recital(model, length: int, encode):
-    """A jitted `(params [R], first int32[]) -> int32[R, length]`: from a zero state, feed the
-    letter `first`, then each prediction back in, `length` times (`encode` maps letter indices
-    to input values float32[..., F])."""
-
-    def recite(params, first):
-        def step(inputs, _):
-            carry, letter = inputs
-            logits, carry = model.apply({"params": params}, encode(letter)[None, None, :], carry)
-            nxt = jnp.argmax(logits[0]).astype(jnp.int32)
-            return (carry, nxt), nxt
-
-        _, letters = jax.lax.scan(step, (model.initial_state(1), jnp.int32(first)), None, length=length)
-        return letters
-
-    return jax.jit(jax.vmap(recite, in_axes=(0, None)))

@@ -1,61 +1,60 @@
-"""`lstm-jax` command line, and the error policy shared with the stage scripts.
+"""`lstm-jax` command line: sample from, predict with and inspect a saved model.
 
 Errors caused by input (`LstmJaxError`) print as one line on stderr and exit with status 2;
-`--debug` shows the traceback instead.
+`--debug` (before or after the subcommand) shows the traceback instead. Every argument's range
+is checked before a checkpoint is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import sys
 from pathlib import Path
 
-from lstm_jax.errors import LstmJaxError
+from lstm_jax.errors import ArgumentError, LstmJaxError
+
+MAX_GENERATE_LENGTH = 1_000_000  # characters; one compiled scan holds all of them in memory
+MAX_PREDICT_BYTES = 10_000_000  # input file size for `predict` (one batched call)
 
 
-def _fail(exc: BaseException, debug: bool) -> int:
+def fail(exc: BaseException, debug: bool) -> int:
+    """Print an input error as one line on stderr and return exit status 2 (re-raise with debug)."""
     if debug:
         raise exc
     print(f"error: {exc}", file=sys.stderr)
     return 2
 
 
-def run_stage(main, description: str) -> None:
-    """Entry point of a stage script: parse `--params`/`--debug`, validate params.yaml, call
-    `main(params)`, and turn input errors into one line and exit status 2."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
-    args = parser.parse_args()
-    from lstm_jax import runtime
-
-    runtime.enable_compilation_cache()  # .jax_cache/: a rerun loads instead of compiling
-    try:
-        from lstm_jax.config import load_params
-
-        main(load_params(args.params))
-    except LstmJaxError as exc:
-        sys.exit(_fail(exc, args.debug))
-
-
-def cmd_check_params(args) -> None:
-    from lstm_jax.config import load_params
-
-    load_params(args.params)
-    print(f"{args.params}: ok")
+def _check(ok: bool, option: str, expected: str, found) -> None:
+    if not ok:
+        raise ArgumentError(f"{option}: expected {expected}, found {found!r}")
 
 
 def cmd_generate(args) -> None:
+    _check(bool(args.prompt), "--prompt", "a non-empty text", args.prompt)
+    _check(1 <= args.length <= MAX_GENERATE_LENGTH, "--length", f"an integer in [1, {MAX_GENERATE_LENGTH}]",
+           args.length)
+    _check(math.isfinite(args.temperature) and args.temperature >= 0, "--temperature", "a number >= 0",
+           args.temperature)
+    _check(args.top_k >= 0, "--top-k", "an integer >= 0", args.top_k)
+    _check(0 <= args.seed < 2**32, "--seed", "an integer in [0, 2**32)", args.seed)
     from lstm_jax.checkpoint import load_checkpoint
     from lstm_jax.generate import generate_text
 
     ckpt = load_checkpoint(args.checkpoint)
-    if args.temperature < 0 or args.top_k < 0 or args.length < 1 or not args.seed:
-        raise LstmJaxError("expected --temperature >= 0, --top-k >= 0, --length >= 1 and a non-empty --seed")
-    text = generate_text(ckpt.model, ckpt.params, ckpt.vocab, args.seed, args.length,
-                         temperature=args.temperature, top_k=args.top_k, rng_seed=args.seed_rng)
-    print(args.seed + text)
+    _expect_char_lm(ckpt, args.checkpoint, "generate")
+    text = generate_text(ckpt.model, ckpt.params, ckpt.vocab, args.prompt, args.length,
+                         temperature=args.temperature, top_k=args.top_k, rng_seed=args.seed)
+    print(args.prompt + text)
+
+
+def _expect_char_lm(ckpt, path, command: str) -> None:
+    name = ckpt.config["model"]["name"]
+    if name != "CharLM":
+        raise ArgumentError(f"{path}: {command} expects a CharLM checkpoint, found {name}")
 
 
 def cmd_info(args) -> None:
@@ -73,6 +72,17 @@ def cmd_info(args) -> None:
 
 
 def cmd_predict(args) -> None:
+    _check(args.top >= 1, "--top", "an integer >= 1", args.top)
+    path = Path(args.input)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ArgumentError(f"{path}: cannot read the input ({exc.strerror})") from None
+    _check(size <= MAX_PREDICT_BYTES, str(path), f"at most {MAX_PREDICT_BYTES} bytes of input", size)
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArgumentError(f"{path}: cannot read the input as UTF-8 text ({exc})") from None
     import jax
     import numpy as np
 
@@ -80,16 +90,7 @@ def cmd_predict(args) -> None:
     from lstm_jax.generate import left_pad
 
     ckpt = load_checkpoint(args.checkpoint)
-    if ckpt.config["model"]["name"] != "CharLM":
-        raise LstmJaxError(f"{args.checkpoint}: predict expects a CharLM checkpoint, found "
-                           f"{ckpt.config['model']['name']}")
-    path = Path(args.input)
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LstmJaxError(f"{path}: cannot read the input as UTF-8 text ({exc})") from None
-    if args.top < 1:
-        raise LstmJaxError(f"--top: expected an integer >= 1, found {args.top}")
+    _expect_char_lm(ckpt, args.checkpoint, "predict")
     # All lines in one call: left-padded and masked (padding never touches the state), so the
     # last column is every line's last real character and one compiled program serves them all.
     texts = [line for line in lines if line]
@@ -109,74 +110,68 @@ def cmd_predict(args) -> None:
                                                   for i in best]}, ensure_ascii=False))
 
 
-def cmd_check_metrics(args) -> int:
-    from lstm_jax.gate import format_table, load_thresholds, run_checks
+def debug_flag() -> argparse.ArgumentParser:
+    """A parent parser with `--debug`, for the main parser and every subcommand: SUPPRESS keeps
+    a subcommand from resetting a `--debug` given before it."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks for input errors")
+    return parent
 
-    checks = run_checks(load_thresholds(args.thresholds), Path("."), args.baseline)
-    print(format_table(checks))
-    failed = [c for c in checks if not c.ok]
-    print(f"gate: {len(checks) - len(failed)} metrics within their bands, {len(failed)} outside")
-    return 1 if failed else 0
 
+def version() -> str:
+    from lstm_jax import __version__
 
-def cmd_report(args) -> None:
-    from lstm_jax.report import build_report
-
-    build_report(args.out, ".", args.dvc_plots)
-    print(f"wrote {args.out}")
+    return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstm-jax", description="Train, inspect and sample JAX/Flax LSTMs.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    debug = debug_flag()
+    parser = argparse.ArgumentParser(prog="lstm-jax", parents=[debug],
+                                     description="Sample from, predict with and inspect saved lstm_jax models.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check-params", help="validate params.yaml and exit")
-    p.add_argument("params", nargs="?", default="params.yaml", help="params file (default: params.yaml)")
-    p.set_defaults(func=cmd_check_params)
-
-    p = sub.add_parser("check-metrics", help="check metrics against the bands in thresholds.yaml (CI gate)",
-                       description="Print every metric named in the thresholds file with its value, band, baseline "
-                                   "and verdict; exit 1 if any is missing, outside its band, or (with --baseline) "
-                                   "further from the committed value than its tolerance.")
-    p.add_argument("--thresholds", default="thresholds.yaml", help="bands and tolerances (default: thresholds.yaml)")
-    p.add_argument("--baseline", metavar="REV", help="git revision whose committed metrics are the baseline, e.g. HEAD")
-    p.set_defaults(func=cmd_check_metrics)
-
-    p = sub.add_parser("generate", help="print text sampled from a CharLM checkpoint")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. models/char")
-    p.add_argument("--seed", default="the ", help="text that warms up the state (default: 'the ')")
-    p.add_argument("--length", type=int, default=200, help="characters to generate (default: 200)")
+    p = sub.add_parser("generate", parents=[debug], help="print text sampled from a CharLM checkpoint",
+                       description="Warm the LSTM state up on --prompt, then sample --length characters "
+                                   "(greedy with --temperature 0).")
+    p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
+    p.add_argument("--prompt", default="the ", help="text that warms up the state (default: 'the ')")
+    p.add_argument("--length", type=int, default=200,
+                   help=f"characters to generate, 1..{MAX_GENERATE_LENGTH} (default: 200)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples")
     p.add_argument("--top-k", type=int, default=0, help="sample only among the k most likely (0 = all)")
-    p.add_argument("--seed-rng", type=int, default=0, help="PRNG seed for sampling (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for sampling (default: 0)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("predict", help="next-character probabilities after each line of a file",
-                       description="For every line of --input, print one JSON object with the --top most likely "
+    p = sub.add_parser("predict", parents=[debug], help="next-character probabilities after each line of a file",
+                       description="For every line of INPUT, print one JSON object with the --top most likely "
                                    "next characters and their probabilities under a CharLM checkpoint.")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. models/char")
-    p.add_argument("--input", required=True, help="UTF-8 text file, one input per line")
+    p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
+    p.add_argument("input", help=f"UTF-8 text file, one input per line (at most {MAX_PREDICT_BYTES} bytes)")
     p.add_argument("--top", type=int, default=5, help="how many next characters to list (default: 5)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("report", help="write an HTML report of the pipeline's figures, tables and metrics")
-    p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
-    p.add_argument("--dvc-plots", help="the index.html written by `dvc plots show -o DIR`, to link from the report")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("info", help="print a checkpoint's model, size, vocabulary, training metrics and params")
+    p = sub.add_parser("info", parents=[debug],
+                       help="print a checkpoint's model, size, vocabulary, training metrics and params")
     p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
     p.set_defaults(func=cmd_info)
     return parser
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run(parser: argparse.ArgumentParser, argv=None) -> int:
+    """Parse `argv`, call the subcommand, and turn input errors into one line and status 2."""
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return args.func(args) or 0
     except LstmJaxError as exc:
-        return _fail(exc, args.debug)
+        return fail(exc, debug)
+
+
+def main(argv=None) -> int:
+    return run(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_jax.errors import LstmJaxError
+from lstm_jax.errors import DataError
 from lstm_jax.outputs import write_npy, write_text
 from lstm_jax.vocab import Vocabulary
 
@@ -24,11 +24,11 @@ def source_text(text: str | None, repeat: int, separator: str, path: str | Path 
         try:
             content = Path(path).read_text("utf-8")
         except UnicodeDecodeError as exc:
-            raise LstmJaxError(f"{path}: expected UTF-8 text, found a non-UTF-8 byte at offset {exc.start}") from None
+            raise DataError(f"{path}: expected UTF-8 text, found a non-UTF-8 byte at offset {exc.start}") from None
         except OSError as exc:
-            raise LstmJaxError(f"{path}: cannot read the text file ({exc.strerror})") from None
+            raise DataError(f"{path}: cannot read the text file ({exc.strerror})") from None
         if not content:
-            raise LstmJaxError(f"{path}: expected some text, found an empty file")
+            raise DataError(f"{path}: expected some text, found an empty file")
         return content
     return separator.join([text] * repeat)
 
@@ -49,7 +49,7 @@ def heldout_chars(n_chars: int, heldout_fraction: float, seq_length: int) -> int
     """Characters at the end of a text that are held out; raises if either part is too short."""
     n_heldout = max(int(round(n_chars * heldout_fraction)), seq_length + 1)
     if n_chars - n_heldout < seq_length + 1:
-        raise LstmJaxError(f"text: expected at least {2 * (seq_length + 1)} characters to make train and "
+        raise DataError(f"text: expected at least {2 * (seq_length + 1)} characters to make train and "
                            f"held-out windows of seq_length {seq_length}, found {n_chars}")
     return n_heldout
 
@@ -58,7 +58,7 @@ def windows(ids: np.ndarray, seq_length: int, stride: int) -> np.ndarray:
     """int32[N, seq_length + 1]: every `stride`-th slice of length seq_length + 1 of ids int32[L]."""
     span = seq_length + 1
     if len(ids) < span:
-        raise LstmJaxError(f"text: expected at least {span} characters for seq_length {seq_length}, found {len(ids)}")
+        raise DataError(f"text: expected at least {span} characters for seq_length {seq_length}, found {len(ids)}")
     starts = np.arange(0, len(ids) - span + 1, stride)
     return ids[starts[:, None] + np.arange(span)[None, :]].astype(np.int32)
 
@@ -103,7 +103,7 @@ def load_dataset(folder: str | Path) -> WindowDataset:
     folder = Path(folder)
     for name in ("train.npy", "heldout.npy", "vocab.json"):
         if not (folder / name).is_file():
-            raise LstmJaxError(f"{folder / name}: dataset file not found; run the prepare stage first")
+            raise DataError(f"{folder / name}: dataset file not found; run the prepare stage first")
     ds = WindowDataset(
         train=np.load(folder / "train.npy"),
         heldout=np.load(folder / "heldout.npy"),
@@ -112,7 +112,7 @@ def load_dataset(folder: str | Path) -> WindowDataset:
     for split in ("train", "heldout"):
         arr = getattr(ds, split)
         if arr.ndim != 2 or arr.dtype != np.int32 or (arr.size and arr.max() >= len(ds.vocab)):
-            raise LstmJaxError(
+            raise DataError(
                 f"{folder / (split + '.npy')}: expected int32[N, T+1] ids below {len(ds.vocab)}, "
                 f"found {arr.dtype}{list(arr.shape)}"
             )
@@ -130,7 +130,7 @@ def stream_batches(ids: np.ndarray, batch_size: int, seq_length: int) -> np.ndar
     ids = np.asarray(ids)
     k = (len(ids) - 1) // (batch_size * seq_length)
     if k < 1:
-        raise LstmJaxError(f"stream: expected at least {batch_size * seq_length + 1} ids for batch_size "
+        raise DataError(f"stream: expected at least {batch_size * seq_length + 1} ids for batch_size "
                            f"{batch_size} x seq_length {seq_length}, found {len(ids)}")
     part = k * seq_length
     row_start = np.arange(batch_size) * part

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lstm_jax.errors import ArgumentError
 from lstm_jax.vocab import PAD_ID
 
 
@@ -67,7 +68,7 @@ def generate_batch(model, params, vocab, seed_texts: list[str], length: int, *, 
                    top_k: int = 0, rng_seed: int = 0) -> list[str]:
     """`length` characters after each of `seed_texts`, all generated in parallel in one call."""
     if not seed_texts or any(len(t) == 0 for t in seed_texts):
-        raise ValueError("seed_texts: expected one or more non-empty strings")
+        raise ArgumentError("seed_texts: expected one or more non-empty strings")
     ids, mask = left_pad([vocab.encode(t) for t in seed_texts])
     tokens = make_sampler(model, length, temperature, top_k)(params, ids, mask, jax.random.key(rng_seed))
     return [vocab.decode(row) for row in np.asarray(tokens)]

@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lstm_jax.errors import ArgumentError
 from lstm_jax.lstm import LSTMState, recurrence, resolve_mask, zeros_state
 
 
@@ -104,11 +105,11 @@ class LSTM(nn.Module):
     def _check_state(self, state, batch: int) -> None:
         expected = self.initial_state(batch)
         if len(state) != len(expected):
-            raise ValueError(f"initial_state: expected {len(expected)} LSTMStates (layers x directions), "
+            raise ArgumentError(f"initial_state: expected {len(expected)} LSTMStates (layers x directions), "
                              f"found {len(state)}")
         for k, (got, want) in enumerate(zip(state, expected)):
             if got.c.shape != want.c.shape or got.h.shape != want.h.shape:
-                raise ValueError(f"initial_state[{k}]: expected c{list(want.c.shape)} h{list(want.h.shape)}, "
+                raise ArgumentError(f"initial_state[{k}]: expected c{list(want.c.shape)} h{list(want.h.shape)}, "
                                  f"found c{list(got.c.shape)} h{list(got.h.shape)}")
 
     def _recurrent_keep(self, batch: int, deterministic: bool):
@@ -124,11 +125,11 @@ class LSTM(nn.Module):
     @nn.compact
     def __call__(self, x, initial_state=None, *, lengths=None, mask=None, deterministic=True):
         if x.ndim != 3:
-            raise ValueError(f"x: expected float[B, T, F], found shape {x.shape}")
+            raise ArgumentError(f"x: expected float[B, T, F], found shape {x.shape}")
         if self.reverse and self.bidirectional:
-            raise ValueError("reverse=True runs one direction backwards; it cannot be combined with bidirectional")
+            raise ArgumentError("reverse=True runs one direction backwards; it cannot be combined with bidirectional")
         if not 0 <= self.proj_size < self.hidden_size:
-            raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size ({self.hidden_size}), "
+            raise ArgumentError(f"proj_size: expected 0 <= proj_size < hidden_size ({self.hidden_size}), "
                              f"found {self.proj_size}")
         batch, time, _ = x.shape
         mask = resolve_mask(batch, time, lengths, mask)

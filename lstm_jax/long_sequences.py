@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lstm_jax.errors import ArgumentError
 from lstm_jax.metrics import token_sums
 
 
@@ -31,7 +32,7 @@ def remat_segments(segment_fn, carry, xs, segment: int):
     """
     steps = jax.tree.leaves(xs)[0].shape[1]
     if segment < 1 or steps % segment:
-        raise ValueError(f"segment: expected a divisor of the sequence length {steps}, found {segment}")
+        raise ArgumentError(f"segment: expected a divisor of the sequence length {steps}, found {segment}")
     n = steps // segment
 
     def to_segments(x):  # [B, T, ...] -> [n, B, segment, ...]

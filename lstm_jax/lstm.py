@@ -17,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from lstm_jax.errors import ArgumentError
 from lstm_jax.fused import fused_lstm
 
 
@@ -64,15 +65,15 @@ def lengths_to_mask(lengths: jax.Array, max_length: int) -> jax.Array:
 def resolve_mask(batch: int, time: int, lengths=None, mask=None) -> jax.Array | None:
     """The step mask bool[B, T] from either `lengths` int[B] or `mask` bool[B, T] (not both)."""
     if lengths is not None and mask is not None:
-        raise ValueError("give either lengths or mask, not both")
+        raise ArgumentError("give either lengths or mask, not both")
     if lengths is not None:
         if jnp.shape(lengths) != (batch,):
-            raise ValueError(f"lengths: expected shape {(batch,)}, found {jnp.shape(lengths)}")
+            raise ArgumentError(f"lengths: expected shape {(batch,)}, found {jnp.shape(lengths)}")
         return lengths_to_mask(lengths, time)
     if mask is not None:
         mask = jnp.asarray(mask, bool)
         if mask.shape != (batch, time):
-            raise ValueError(f"mask: expected shape {(batch, time)}, found {mask.shape}")
+            raise ArgumentError(f"mask: expected shape {(batch, time)}, found {mask.shape}")
     return mask
 
 
@@ -150,10 +151,10 @@ def recurrence(
     `batch_groups` applies to "fused" only.
     """
     if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
+        raise ArgumentError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
     batch = x.shape[1]
     if batch_groups < 1 or batch % batch_groups:
-        raise ValueError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
+        raise ArgumentError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
     if implementation == "scan" or kernel_proj is not None:
         x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih)  # all steps in one matmul
         if bias is not None:

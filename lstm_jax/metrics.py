@@ -2,30 +2,51 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 
-def token_sums(logits, targets, weights) -> dict:
+class MetricSums(NamedTuple):
+    """Sums over weighted tokens (float32[] each): cross-entropy, correct argmax predictions, and
+    the total weight. A pytree, so sums add with `a.add(b)` inside and outside `jit`."""
+
+    loss: jax.Array
+    correct: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def zeros(cls) -> MetricSums:
+        return cls(jnp.float32(0), jnp.float32(0), jnp.float32(0))
+
+    def add(self, other: MetricSums) -> MetricSums:
+        return MetricSums(*(a + b for a, b in zip(self, other)))
+
+    def mean_loss(self) -> jax.Array:
+        """Mean cross-entropy per unit of weight (0 when nothing was counted)."""
+        return self.loss / jnp.maximum(self.count, 1.0)
+
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        """{"<prefix>loss": mean cross-entropy, "<prefix>accuracy": fraction correct} as Python floats."""
+        count = max(float(self.count), 1.0)
+        return {f"{prefix}loss": float(self.loss) / count, f"{prefix}accuracy": float(self.correct) / count}
+
+    def to_numpy(self) -> MetricSums:
+        """The sums as NumPy float32 scalars (host values, e.g. to store in a checkpoint)."""
+        return MetricSums(*(np.float32(v) for v in self))
+
+
+def token_sums(logits, targets, weights) -> MetricSums:
     """Sums over tokens of cross-entropy and correct argmax predictions.
 
     logits float32[B, T, V], targets int32[B, T], weights float32[B, T] (0 for padding).
-    Returns {"loss": float32[], "correct": float32[], "count": float32[]}.
     """
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
-    return {
-        "loss": jnp.sum(ce * weights),
-        "correct": jnp.sum(correct * weights),
-        "count": jnp.sum(weights),
-    }
-
-
-def summarize(sums: dict, prefix: str = "") -> dict:
-    """{"<prefix>loss": mean cross-entropy, "<prefix>accuracy": fraction correct} as Python floats."""
-    count = max(float(sums["count"]), 1.0)
-    return {f"{prefix}loss": float(sums["loss"]) / count, f"{prefix}accuracy": float(sums["correct"]) / count}
+    return MetricSums(loss=jnp.sum(ce * weights), correct=jnp.sum(correct * weights), count=jnp.sum(weights))
 
 
 def forgetting_summary(matrix) -> dict:

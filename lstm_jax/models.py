@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax.errors import ConfigError
+from lstm_jax.errors import ArgumentError, ConfigError
 from lstm_jax.layers import LSTM
 from lstm_jax.vocab import remap_rows
 
@@ -47,6 +45,10 @@ class CharLM(nn.Module):
         """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
         return LSTM(**self._lstm_kwargs(), parent=None).initial_state(batch_size)
 
+    def example_input(self):
+        """int32[1, 1]: an input of the right kind to initialise the parameters with."""
+        return dummy_tokens()
+
 
 class SequenceClassifier(nn.Module):
     """LSTM over a sequence, then Dense on the last layer's final h: one label per sequence.
@@ -59,18 +61,29 @@ class SequenceClassifier(nn.Module):
     num_classes: int
     hidden_size: int = 32
     num_layers: int = 1
+    features: int | None = None  # F; optional for training, needed to rebuild from a checkpoint
 
     def setup(self):
         self.lstm = LSTM(self.hidden_size, self.num_layers)
         self.head = nn.Dense(self.num_classes)
 
     def __call__(self, x, state=None, *, lengths=None, mask=None, deterministic=True):
+        if self.features is not None and x.shape[-1] != self.features:
+            raise ArgumentError(f"x: expected float[B, T, {self.features}] (features={self.features}), "
+                                f"found shape {tuple(x.shape)}")
         _, state = self.lstm(x, state, lengths=lengths, mask=mask, deterministic=deterministic)
         return self.head(state[-1].h), state
 
     def initial_state(self, batch_size: int):
         """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
         return LSTM(self.hidden_size, self.num_layers, parent=None).initial_state(batch_size)
+
+    def example_input(self):
+        """float32[1, 1, F]: an input to initialise the parameters with (needs `features`)."""
+        if self.features is None:
+            raise ConfigError("SequenceClassifier.features: expected the number of input features per step "
+                              "(it fixes the first kernel's shape), found None")
+        return jnp.zeros((1, 1, self.features), jnp.float32)
 
 
 MODELS = {"CharLM": CharLM, "SequenceClassifier": SequenceClassifier}
@@ -92,11 +105,6 @@ def model_config(model: nn.Module) -> dict:
     """{"name": class name, "kwargs": fields}: enough to rebuild the module with `build_model`."""
     fields = [f for f in model.__dataclass_fields__ if f not in ("parent", "name")]
     return {"name": type(model).__name__, "kwargs": {f: getattr(model, f) for f in fields}}
-
-
-def char_lm_from_config(model_cfg, vocab_size: int) -> CharLM:
-    """A CharLM from the `model` params section (a `config.ModelConfig`) and a vocabulary size."""
-    return build_model("CharLM", {"vocab_size": vocab_size, **dataclasses.asdict(model_cfg)})
 
 
 def with_vocab_size(model: nn.Module, vocab_size: int) -> nn.Module:

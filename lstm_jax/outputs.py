@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_jax.errors import LstmJaxError
-
 
 def _read_umask() -> int:
     mask = os.umask(0)
@@ -73,10 +71,3 @@ def write_csv(path: str | Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
-
-
-def read_json(path: str | Path):
-    path = Path(path)
-    if not path.is_file():
-        raise LstmJaxError(f"{path}: file not found; run the stage that writes it first")
-    return json.loads(path.read_text("utf-8"))

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lstm_jax.errors import ArgumentError
 from lstm_jax.train import stateful_train_step, train_step
 
 
@@ -36,7 +37,7 @@ def shard_rows(mesh: Mesh, tree):
     size = mesh.shape["data"]
     for leaf in jax.tree.leaves(tree):
         if leaf.shape[0] % size:
-            raise ValueError(f"batch of {leaf.shape[0]} rows does not split over {size} devices")
+            raise ArgumentError(f"batch of {leaf.shape[0]} rows does not split over {size} devices")
     return jax.device_put(tree, rows(mesh))
 
 

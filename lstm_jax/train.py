@@ -1,54 +1,58 @@
 """Training: the optax optimizer, `train_step`, a whole epoch as one compiled scan, and `fit`.
 
 The train step takes its batch as an argument and holds no device logic, so data-parallel
-training can wrap it with shardings rather than rewrite it.
+training can wrap it with shardings rather than rewrite it. Functions take plain arguments
+(numbers, arrays, an optax transformation), never a params file.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
-from dataclasses import asdict
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training.train_state import TrainState
-from tqdm import tqdm
 
-from lstm_jax.config import OptimizerConfig
-from lstm_jax.data import count_steps
-from lstm_jax.errors import CheckpointError, TrainingDiverged
+from lstm_jax.errors import ArgumentError, CheckpointError, TrainingDiverged
 from lstm_jax.lstm import reset_state
-from lstm_jax.metrics import summarize, token_sums
-from lstm_jax.models import dummy_tokens
+from lstm_jax.metrics import MetricSums, token_sums
 from lstm_jax.timing import Timed
 
+log = logging.getLogger(__name__)
 
-def make_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
+SCHEDULES = ("constant", "cosine", "exponential")
+
+
+def make_schedule(learning_rate: float, total_steps: int, *, schedule: str = "cosine", warmup_steps: int = 0,
+                  final_lr_factor: float = 1.0) -> optax.Schedule:
     """Linear warm-up over `warmup_steps`, then constant, cosine or exponential decay to
     `learning_rate * final_lr_factor` at `total_steps` (cosine: Loshchilov & Hutter 2017)."""
-    decay_steps = max(total_steps - cfg.warmup_steps, 1)
-    if cfg.schedule == "constant":
-        main = optax.constant_schedule(cfg.learning_rate)
-    elif cfg.schedule == "cosine":
-        main = optax.cosine_decay_schedule(cfg.learning_rate, decay_steps, alpha=cfg.final_lr_factor)
+    if schedule not in SCHEDULES:
+        raise ArgumentError(f"schedule: expected one of {list(SCHEDULES)}, found {schedule!r}")
+    decay_steps = max(total_steps - warmup_steps, 1)
+    if schedule == "constant":
+        main = optax.constant_schedule(learning_rate)
+    elif schedule == "cosine":
+        main = optax.cosine_decay_schedule(learning_rate, decay_steps, alpha=final_lr_factor)
     else:
-        main = optax.exponential_decay(cfg.learning_rate, decay_steps, decay_rate=cfg.final_lr_factor)
-    if cfg.warmup_steps == 0:
+        main = optax.exponential_decay(learning_rate, decay_steps, decay_rate=final_lr_factor)
+    if warmup_steps == 0:
         return main
-    warmup = optax.linear_schedule(0.0, cfg.learning_rate, cfg.warmup_steps)
-    return optax.join_schedules([warmup, main], [cfg.warmup_steps])
+    warmup = optax.linear_schedule(0.0, learning_rate, warmup_steps)
+    return optax.join_schedules([warmup, main], [warmup_steps])
 
 
-def make_optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
-    """Clip the global gradient norm (Pascanu et al. 2013), then Adam (Kingma & Ba 2015)."""
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adam(make_schedule(cfg, total_steps)))
-
-
-def optimizer_record(cfg: OptimizerConfig, total_steps: int) -> dict:
-    """What a checkpoint stores to rebuild the optimizer: its config and the schedule length."""
-    return {"config": asdict(cfg), "total_steps": total_steps}
+def make_optimizer(learning_rate: float, total_steps: int, *, schedule: str = "cosine", warmup_steps: int = 0,
+                   final_lr_factor: float = 1.0, clip_norm: float | None = None) -> optax.GradientTransformation:
+    """Adam (Kingma & Ba 2015) on the schedule of `make_schedule`, after clipping the global
+    gradient norm to `clip_norm` (Pascanu et al. 2013) when it is given."""
+    adam = optax.adam(make_schedule(learning_rate, total_steps, schedule=schedule, warmup_steps=warmup_steps,
+                                    final_lr_factor=final_lr_factor))
+    return adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
 
 
 def create_train_state(model, params, tx) -> TrainState:
@@ -57,8 +61,8 @@ def create_train_state(model, params, tx) -> TrainState:
 
 
 def init_params(model, key: jax.Array):
-    """Fresh parameters for a token model (input int32[B, T])."""
-    return model.init(key, dummy_tokens())["params"]
+    """Fresh parameters for any model of `lstm_jax.models` (shaped by its `example_input()`)."""
+    return model.init(key, model.example_input())["params"]
 
 
 def split_window(w):
@@ -72,12 +76,19 @@ def _apply(state: TrainState, params, inputs, carry, rng):
     return state.apply_fn({"params": params}, inputs, carry, deterministic=rng is None, rngs=rngs)
 
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array | None = None):
+class StepMetrics(NamedTuple):
+    """What one train step measured: the batch's `MetricSums` and the gradient's global norm
+    (before clipping), float32[]."""
+
+    sums: MetricSums
+    grad_norm: jax.Array
+
+
+def train_step(state: TrainState, batch: dict, rng: jax.Array | None = None) -> tuple[TrainState, StepMetrics]:
     """One optimizer step on batch {"inputs", "targets": int32[B, T], "weights": float32[B, T]}.
 
     Every row starts from a zero state. `rng` drives dropout (none when None).
-    Returns the new state and the batch's metric sums (see `metrics.token_sums`) plus the
-    gradient's global norm ("grad_norm", before clipping).
+    Returns the new state and the step's `StepMetrics`.
     """
     state, _, sums = stateful_train_step(state, batch, None, rng)
     return state, sums
@@ -89,7 +100,7 @@ def stateful_train_step(state: TrainState, batch: dict, carry, rng: jax.Array | 
     `batch` may hold "reset": bool[B], rows whose state is zeroed first (stream or document
     boundaries). The returned state carries the value on but not the gradient: backprop is
     truncated at the batch boundary, so memory does not grow with the stream's length.
-    Returns (train_state, carry, sums); with carry None every row starts from zeros.
+    Returns (train_state, carry, StepMetrics); with carry None every row starts from zeros.
     """
     if carry is not None and "reset" in batch:
         carry = reset_state(carry, batch["reset"])
@@ -97,11 +108,11 @@ def stateful_train_step(state: TrainState, batch: dict, carry, rng: jax.Array | 
     def loss_fn(params):
         logits, new_carry = _apply(state, params, batch["inputs"], carry, rng)
         sums = token_sums(logits, batch["targets"], batch["weights"])
-        return sums["loss"] / jnp.maximum(sums["count"], 1.0), (sums, new_carry)
+        return sums.mean_loss(), (sums, new_carry)
 
     grads, (sums, new_carry) = jax.grad(loss_fn, has_aux=True)(state.params)
-    sums = {**sums, "grad_norm": optax.tree.norm(grads)}
-    return state.apply_gradients(grads=grads), jax.lax.stop_gradient(new_carry), sums
+    metrics = StepMetrics(sums, optax.tree.norm(grads))
+    return state.apply_gradients(grads=grads), jax.lax.stop_gradient(new_carry), metrics
 
 
 GUARDS = ("loss is NaN or infinite", "gradient norm is NaN or infinite", "parameters are NaN or infinite",
@@ -122,7 +133,6 @@ def make_train_chunk(batch_size: int):
     """
 
     def chunk(state, windows, order, start, n_steps, key, max_loss):
-        zero = {"loss": jnp.float32(0), "correct": jnp.float32(0), "count": jnp.float32(0)}
         no_bad = {"step": jnp.int32(-1), "guard": jnp.int32(-1), "loss": jnp.float32(0)}
 
         def cond(carry):
@@ -133,24 +143,24 @@ def make_train_chunk(batch_size: int):
             i, state, sums, bad = carry
             idx = jax.lax.dynamic_slice_in_dim(order, (start + i) * batch_size, batch_size)
             new, metrics = train_step(state, split_window(windows[idx]), jax.random.fold_in(key, state.step))
-            loss = metrics["loss"] / jnp.maximum(metrics["count"], 1.0)
-            passed = jnp.stack([jnp.isfinite(loss), jnp.isfinite(metrics["grad_norm"]),
+            loss = metrics.sums.mean_loss()
+            passed = jnp.stack([jnp.isfinite(loss), jnp.isfinite(metrics.grad_norm),
                                 jnp.isfinite(optax.tree.norm(new.params)), loss <= max_loss])
             ok = jnp.all(passed)
             state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
-            sums = {k: v + jnp.where(ok, metrics[k], 0.0) for k, v in sums.items()}
+            sums = MetricSums(*(v + jnp.where(ok, m, 0.0) for v, m in zip(sums, metrics.sums)))
             failed = {"step": state.step + 1, "guard": jnp.argmin(passed).astype(jnp.int32), "loss": loss}
             bad = jax.tree.map(lambda b, f: jnp.where(ok, b, f), bad, failed)
             return i + 1, state, sums, bad
 
-        _, state, sums, bad = jax.lax.while_loop(cond, body, (jnp.int32(0), state, zero, no_bad))
+        _, state, sums, bad = jax.lax.while_loop(cond, body, (jnp.int32(0), state, MetricSums.zeros(), no_bad))
         return state, sums, bad
 
     return jax.jit(chunk)
 
 
 def make_stateful_train_epoch(model):
-    """A jitted `(state, batches int32[K, B, T+1], resets bool[K, B], key) -> (state, sums, carry)`.
+    """A jitted `(state, batches int32[K, B, T+1], resets bool[K, B], key) -> (state, MetricSums, carry)`.
 
     Stateful training over a stream laid out by `data.stream_batches`: batches run in order,
     row i of batch k+1 continuing row i of batch k, so the LSTM state is carried from batch to
@@ -163,8 +173,8 @@ def make_stateful_train_epoch(model):
             state, carry = inputs_carry
             w, reset, step = inputs
             batch = {**split_window(w), "reset": reset}
-            state, carry, sums = stateful_train_step(state, batch, carry, jax.random.fold_in(key, step))
-            return (state, carry), sums
+            state, carry, metrics = stateful_train_step(state, batch, carry, jax.random.fold_in(key, step))
+            return (state, carry), metrics.sums
 
         carry = model.initial_state(batches.shape[1])
         steps = jnp.arange(batches.shape[0])
@@ -186,7 +196,7 @@ def _pad_batches(windows: np.ndarray, batch_size: int):
 
 
 def make_evaluate(apply_fn):
-    """A jitted `(params, batches int32[K, B, T+1], row_weight float32[K, B]) -> sums`."""
+    """A jitted `(params, batches int32[K, B, T+1], row_weight float32[K, B]) -> MetricSums`."""
 
     def evaluate(params, batches, row_weight):
         def body(total, inputs):
@@ -194,10 +204,9 @@ def make_evaluate(apply_fn):
             batch = split_window(w)
             logits, _ = apply_fn({"params": params}, batch["inputs"])
             sums = token_sums(logits, batch["targets"], batch["weights"] * rw[:, None])
-            return jax.tree.map(jnp.add, total, sums), None
+            return total.add(sums), None
 
-        zero = {"loss": jnp.float32(0), "correct": jnp.float32(0), "count": jnp.float32(0)}
-        total, _ = jax.lax.scan(body, zero, (batches, row_weight))
+        total, _ = jax.lax.scan(body, MetricSums.zeros(), (batches, row_weight))
         return total
 
     return jax.jit(evaluate)
@@ -226,7 +235,7 @@ class Evaluator:
 
     def metrics(self, params, windows: np.ndarray, prefix: str = "") -> dict:
         batches, row_weight = _pad_batches(windows, self.batch_size)
-        return summarize(self.evaluate(params, batches, row_weight), prefix)
+        return self.evaluate(params, batches, row_weight).summary(prefix)
 
     def predict(self, params, windows: np.ndarray) -> np.ndarray:
         """Next-token logits float32[N, T, V] for windows int32[N, T+1]."""
@@ -235,27 +244,61 @@ class Evaluator:
         return logits.reshape((-1,) + logits.shape[2:])[: windows.shape[0]]
 
 
+class FitResult(NamedTuple):
+    """What `fit` returns: the trained `TrainState`, one dict per epoch (epoch, train_loss,
+    train_accuracy, heldout_loss, heldout_accuracy) and the `Timed` programs by name."""
+
+    state: TrainState
+    history: list[dict]
+    timers: dict[str, Timed]
+
+
+class TrainResult(NamedTuple):
+    """What `train_model` returns: `FitResult`'s fields, plus `final` (exact train_/heldout_ loss
+    and accuracy of the trained parameters) and the `Evaluator` that computed it."""
+
+    state: TrainState
+    history: list[dict]
+    final: dict[str, float]
+    evaluator: Evaluator
+    timers: dict[str, Timed]
+
+
+def _progress_bar(total: int, initial: int, desc: str):
+    """A tqdm bar on an interactive stderr; None without a terminal or without tqdm installed
+    (the library does not depend on it)."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, desc=desc, unit="step")
+
+
 def fit(state: TrainState, train: np.ndarray, heldout: np.ndarray, *, epochs: int, batch_size: int,
-        evaluator: Evaluator, key: jax.Array, desc: str = "train", checkpointer=None, max_loss: float = np.inf):
-    """Train for `epochs` shuffled epochs; evaluate the held-out windows after each.
+        evaluator: Evaluator, key: jax.Array, desc: str = "train", checkpointer=None,
+        max_loss: float = np.inf, on_epoch=None) -> FitResult:
+    """Train for `epochs` shuffled epochs on windows int32[N, T+1]; evaluate the held-out
+    windows int32[M, T+1] after each.
 
     With a `checkpoint.TrainCheckpointer`, training saves every `checkpointer.every` steps
     (params, optimizer state, step, key, position in the data, metrics so far) and first
     resumes from the latest complete checkpoint of the same run, giving results bitwise equal to
     an uninterrupted run. Raises `TrainingDiverged` at the first step whose loss, gradient or
     parameters are not finite or whose loss exceeds `max_loss`; that state is never saved.
-
-    Returns (state, history, timers): history has one dict per epoch with train_loss and
-    train_accuracy (running means over the epoch's steps) and heldout_loss/heldout_accuracy.
+    History rows hold running means of the epoch's steps (train_) and held-out metrics.
+    `on_epoch(row)` is called with every history row in order, rows restored from a checkpoint
+    first, so a logger that starts afresh at each call of `fit` sees the whole run.
     """
     n_windows = train.shape[0]
     n_batches = n_windows // batch_size
     if n_batches < 1:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n_windows} training windows")
+        raise ArgumentError(f"batch_size: expected at most the {n_windows} training windows, found {batch_size}")
     run_chunk = Timed(make_train_chunk(batch_size))
     permute = jax.jit(lambda k: jax.random.permutation(k, n_windows))
     train_dev = jnp.asarray(train)
-    zero = {"loss": np.float32(0), "correct": np.float32(0), "count": np.float32(0)}
+    zero = MetricSums.zeros().to_numpy()
     progress = {"epoch": 0, "batch": 0, "sums": zero, "history": []}
     if checkpointer is not None:
         restored = checkpointer.restore(state)
@@ -263,11 +306,13 @@ def fit(state: TrainState, train: np.ndarray, heldout: np.ndarray, *, epochs: in
             state, progress = restored
             if progress["key"] != np.asarray(jax.random.key_data(key)).tolist():
                 raise CheckpointError(f"{checkpointer.folder}: the checkpoint's PRNG key differs from this run's")
-            print(f"{desc}: resumed from {checkpointer.folder} at step {int(state.step)}", flush=True)
+            log.info("%s: resumed from %s at step %d", desc, checkpointer.folder, int(state.step))
     every = checkpointer.every if checkpointer is not None else n_batches
     history = list(progress["history"])
-    bar = tqdm(total=epochs * n_batches, initial=int(state.step), desc=desc, unit="step",
-               disable=not sys.stderr.isatty())
+    if on_epoch is not None:
+        for row in history:
+            on_epoch(row)
+    bar = _progress_bar(epochs * n_batches, int(state.step), desc)
     for epoch in range(progress["epoch"], epochs):
         order_key, dropout_key = jax.random.split(jax.random.fold_in(key, epoch))
         order = permute(order_key)
@@ -285,34 +330,40 @@ def fit(state: TrainState, train: np.ndarray, heldout: np.ndarray, *, epochs: in
                     "data. Training stopped before this step; no checkpoint holds its state")
             sums = jax.tree.map(lambda a, b: np.float32(a + b), sums, chunk_sums)
             batch += n
-            bar.update(n)
+            if bar is not None:
+                bar.update(n)
             if checkpointer is not None and int(state.step) % every == 0:
                 checkpointer.save(state, {"epoch": epoch, "batch": batch, "sums": sums, "history": history,
                                           "key": np.asarray(jax.random.key_data(key)).tolist()})
-        row = {"epoch": epoch + 1, **summarize(sums, "train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", heldout_acc=f"{row['heldout_accuracy']:.3f}")
+        row = {"epoch": epoch + 1, **sums.summary("train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
+        log.info("%s: epoch %d/%d: train loss %.4f, held-out loss %.4f, held-out accuracy %.4f", desc, epoch + 1,
+                 epochs, row["train_loss"], row["heldout_loss"], row["heldout_accuracy"])
+        if bar is not None:
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", heldout_acc=f"{row['heldout_accuracy']:.3f}")
         history.append(row)
-    bar.close()
+        if on_epoch is not None:
+            on_epoch(row)
+    if bar is not None:
+        bar.close()
     if checkpointer is not None:
         checkpointer.finish()
-    return state, history, {f"{desc}_steps": run_chunk}
+    return FitResult(state, history, {f"{desc}_steps": run_chunk})
 
 
-def train_model(model, params, train: np.ndarray, heldout: np.ndarray, *, optimizer: OptimizerConfig,
+def train_model(model, params, train: np.ndarray, heldout: np.ndarray, *, tx: optax.GradientTransformation,
                 epochs: int, batch_size: int, eval_batch_size: int, key: jax.Array, desc: str = "train",
-                checkpointer=None):
-    """Build the optimizer for `epochs` of `train`, run `fit`, and evaluate at the end.
+                checkpointer=None, on_epoch=None) -> TrainResult:
+    """Train a token model (e.g. `CharLM`) from `params` with optimizer `tx` by `fit`, then
+    evaluate the trained parameters exactly on both splits.
 
-    Training stops with `TrainingDiverged` if a batch's loss exceeds EXPLODED_FACTOR * ln(V).
-    Returns (state, history, final, evaluator, timers); `final` holds exact train_/heldout_ loss
-    and accuracy of the trained parameters.
+    Build `tx` for `count_steps(len(train), batch_size, epochs)` steps when its schedule needs
+    the length. Training stops with `TrainingDiverged` if a batch's loss exceeds
+    EXPLODED_FACTOR * ln(V). `on_epoch` as in `fit`.
     """
-    total_steps = count_steps(train.shape[0], batch_size, epochs)
-    state = create_train_state(model, params, make_optimizer(optimizer, total_steps))
+    state = create_train_state(model, params, tx)
     evaluator = Evaluator(model.apply, eval_batch_size)
     max_loss = EXPLODED_FACTOR * float(np.log(model.vocab_size))
     state, history, timers = fit(state, train, heldout, epochs=epochs, batch_size=batch_size, evaluator=evaluator,
-                                 key=key, desc=desc, checkpointer=checkpointer, max_loss=max_loss)
+                                 key=key, desc=desc, checkpointer=checkpointer, max_loss=max_loss, on_epoch=on_epoch)
     final = {**evaluator.metrics(state.params, train, "train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
-    timers = {**timers, f"{desc}_evaluate": evaluator.evaluate}
-    return state, history, final, evaluator, timers
+    return TrainResult(state, history, final, evaluator, {**timers, f"{desc}_evaluate": evaluator.evaluate})

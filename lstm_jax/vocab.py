@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_jax.errors import LstmJaxError
+from lstm_jax.errors import DataError
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -23,9 +23,9 @@ class Vocabulary:
 
     def __post_init__(self):
         if tuple(self.tokens[:2]) != SPECIALS:
-            raise LstmJaxError(f"vocabulary: expected {list(SPECIALS)} first, found {list(self.tokens[:2])}")
+            raise DataError(f"vocabulary: expected {list(SPECIALS)} first, found {list(self.tokens[:2])}")
         if len(set(self.tokens)) != len(self.tokens):
-            raise LstmJaxError("vocabulary: tokens must be unique")
+            raise DataError("vocabulary: tokens must be unique")
 
     @classmethod
     def from_text(cls, text: str) -> "Vocabulary":
@@ -66,13 +66,13 @@ class Vocabulary:
     def load(cls, path: str | Path) -> "Vocabulary":
         path = Path(path)
         if not path.is_file():
-            raise LstmJaxError(f"{path}: vocabulary file not found")
+            raise DataError(f"{path}: vocabulary file not found")
         return cls.from_list(json.loads(path.read_text("utf-8")), str(path))
 
     @classmethod
     def from_list(cls, tokens, where: str = "vocabulary") -> "Vocabulary":
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-            raise LstmJaxError(f"{where}: expected a JSON list of strings")
+            raise DataError(f"{where}: expected a JSON list of strings")
         return cls(tuple(tokens))
 
 
@@ -96,7 +96,7 @@ def remap_rows(old_rows, old: Vocabulary, new: Vocabulary, fresh_rows, axis: int
     """
     old_rows, fresh_rows = np.asarray(old_rows), np.asarray(fresh_rows)
     if old_rows.shape[axis] != len(old) or fresh_rows.shape[axis] != len(new):
-        raise LstmJaxError(
+        raise DataError(
             f"remap_rows: expected sizes {len(old)} and {len(new)} on axis {axis}, "
             f"found {old_rows.shape[axis]} and {fresh_rows.shape[axis]}"
         )

@@ -1,36 +1,37 @@
 """Stage alphabet@<framing>: one alphabet framing over `alphabet.seeds` seeds, real and
-scrambled alphabet -> metrics/alphabet/<framing>.json, plots/alphabet/<framing>.csv."""
+scrambled alphabet -> its metrics JSON and loss-curve CSV."""
 
-import argparse
-import sys
 import time
+from pathlib import Path
 
-from lstm_jax.cli import run_stage
 from lstm_jax.errors import ConfigError
-from lstm_jax.experiments import run_alphabet_framing
 from lstm_jax.outputs import write_csv, write_json
 from lstm_jax.timing import report
+from lstm_pipeline.experiments import run_alphabet_framing
+from lstm_pipeline.stage import run_stage
 
 
-def main(params, framing_name: str):
-    cfg = params.alphabet
-    if framing_name not in cfg.framings:
-        raise ConfigError(f"--framing: expected one of {sorted(cfg.framings)}, found {framing_name!r}")
+def arguments(parser):
+    parser.add_argument("--framing", required=True, help="a key of alphabet.framings in params.yaml")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--plot", type=Path, required=True, help="per-epoch loss CSV to write")
+
+
+def main(params, args):
+    cfg, name = params.alphabet, args.framing
+    if name not in cfg.framings:
+        raise ConfigError(f"--framing: expected one of {sorted(cfg.framings)}, found {name!r}")
     start = time.perf_counter()
-    metrics, loss_rows, timers = run_alphabet_framing(cfg, cfg.framings[framing_name])
-    write_json(f"metrics/alphabet/{framing_name}.json", metrics)
-    write_csv(f"plots/alphabet/{framing_name}.csv", loss_rows)
+    metrics, loss_rows, timers = run_alphabet_framing(cfg, cfg.framings[name])
+    write_json(args.metrics, metrics)
+    write_csv(args.plot, loss_rows)
     summary = {a: round(metrics[a]["train_accuracy"]["mean"], 3) for a in ("plain", "scrambled")}
-    print(f"alphabet@{framing_name}: train accuracy (mean over seeds) {summary}")
+    print(f"alphabet@{name}: train accuracy (mean over seeds) {summary}")
     if "recital" in metrics:
-        print(f"alphabet@{framing_name}: from 'A': {metrics['recital']['plain']['recited'][0]}, "
+        print(f"alphabet@{name}: from 'A': {metrics['recital']['plain']['recited'][0]}, "
               f"cold 'K' -> {metrics['recital']['plain']['cold_prediction']}")
-    print(f"alphabet@{framing_name}: {report(timers)}, total {time.perf_counter() - start:.1f}s")
+    print(f"alphabet@{name}: {report(timers)}, total {time.perf_counter() - start:.1f}s")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--framing", required=True)
-    known, rest = parser.parse_known_args()
-    sys.argv = [sys.argv[0], *rest]
-    run_stage(lambda params: main(params, known.framing), __doc__)
+    run_stage(main, __doc__, arguments)

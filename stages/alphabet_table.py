@@ -1,17 +1,26 @@
-"""Stage alphabet_table: every alphabet framing's metrics -> metrics/alphabet_table.json,
-metrics/alphabet_table.md (a readable table) and plots/alphabet_table.csv (bar chart)."""
+"""Stage alphabet_table: every alphabet framing's metrics -> one JSON table, a readable
+Markdown table and a CSV for the bar chart."""
 
-from lstm_jax.cli import run_stage
-from lstm_jax.outputs import read_json, write_csv, write_json, write_text
+from pathlib import Path
+
+from lstm_jax.outputs import write_csv, write_json, write_text
+from lstm_pipeline.stage import read_json, run_stage
 
 # What the tutorial reported for its framings (its readers could not always reproduce them).
 REPORTED = {"one_char": "84%", "window_features": "86.96%", "window_steps": "100%", "whole_batch": "100%",
             "stateful": "100%", "variable_length": "98%"}
 
 
-def main(params):
+def arguments(parser):
+    parser.add_argument("--results", type=Path, required=True, help="folder of alphabet@<framing> metrics")
+    parser.add_argument("--table", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--markdown", type=Path, required=True, help="Markdown table to write")
+    parser.add_argument("--plot", type=Path, required=True, help="bar-chart CSV to write")
+
+
+def main(params, args):
     names = list(params.alphabet.framings)
-    results = {name: read_json(f"metrics/alphabet/{name}.json") for name in names}
+    results = {name: read_json(args.results / f"{name}.json") for name in names}
     table, rows = {}, []
     lines = [f"Alphabet experiments: mean ± std over {params.alphabet.seeds} seeds (regenerate with `dvc repro`).",
              "", "| framing | epochs | real: train acc | real: random order | scrambled: train acc "
@@ -30,11 +39,11 @@ def main(params):
             rec = r["recital"]["plain"]
             lines.append(f"|  | recited from 'A': `{rec['recited'][0]}`; cold 'K' -> {', '.join(rec['cold_prediction'])}"
                          " | | | | | |")
-    write_json("metrics/alphabet_table.json", table)
-    write_csv("plots/alphabet_table.csv", rows)
-    write_text("metrics/alphabet_table.md", "\n".join(lines) + "\n")
+    write_json(args.table, table)
+    write_csv(args.plot, rows)
+    write_text(args.markdown, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    run_stage(main, __doc__)
+    run_stage(main, __doc__, arguments)

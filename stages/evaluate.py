@@ -1,14 +1,24 @@
-"""Stage evaluate: gather every stage's metrics into metrics/summary.json; render PNG plots."""
+"""Stage evaluate: gather every stage's headline metrics into one summary JSON, and draw the
+alphabet loss curves of all framings in one log-log PNG (a picture DVC's Vega plots cannot
+draw: log axes over a variable number of files)."""
 
-from lstm_jax.cli import run_stage
-from lstm_jax.outputs import read_json, write_json
-from lstm_jax.plots import curves_plot, line_plot, read_csv
+from pathlib import Path
+
+from lstm_jax.outputs import write_json
+from lstm_pipeline.plots import curves_plot, read_csv
+from lstm_pipeline.stage import read_json, run_stage
 
 
-def main(params):
-    dpi = params.evaluate.dpi
+def arguments(parser):
+    parser.add_argument("--metrics", type=Path, required=True, help="folder of the stages' metrics JSON files")
+    parser.add_argument("--alphabet-plots", type=Path, required=True, help="folder of alphabet@<framing> CSVs")
+    parser.add_argument("--summary", type=Path, required=True, help="summary JSON to write")
+    parser.add_argument("--alphabet-png", type=Path, required=True, help="alphabet loss-curves PNG to write")
+
+
+def main(params, args):
     train, reload, transfer, alphabet, sequential = (
-        read_json(f"metrics/{s}.json") for s in ("train", "reload", "transfer", "alphabet_table", "sequential"))
+        read_json(args.metrics / f"{s}.json") for s in ("train", "reload", "transfer", "alphabet_table", "sequential"))
     summary = {
         "train": train["final"],
         "reload": {"bitwise_identical": reload["bitwise_identical"]},
@@ -19,18 +29,13 @@ def main(params):
         "sequential": {k: sequential[k] for k in ("final_average_accuracy", "average_forgetting",
                                                   "joint_average_accuracy")},
     }
-    write_json("metrics/summary.json", summary)
-    line_plot("plots/train_loss.png", read_csv("plots/train_loss.csv"), "epoch", ["train_loss", "heldout_loss"],
-              title=f"train on {params.train.dataset}", ylabel="cross-entropy", dpi=dpi)
-    line_plot("plots/transfer_loss.png", read_csv("plots/transfer_loss.csv"), "epoch",
-              ["transfer_heldout_loss", "scratch_heldout_loss"],
-              title=f"{params.transfer.dataset}: transfer vs from scratch", ylabel="held-out cross-entropy", dpi=dpi)
-    alphabet_curves = {name: read_csv(f"plots/alphabet/{name}.csv") for name in params.alphabet.framings}
-    curves_plot("plots/alphabet_loss.png", alphabet_curves, "epoch", {"plain_loss": "-", "scrambled_loss": ":"},
+    write_json(args.summary, summary)
+    curves = {name: read_csv(args.alphabet_plots / f"{name}.csv") for name in params.alphabet.framings}
+    curves_plot(args.alphabet_png, curves, "epoch", {"plain_loss": "-", "scrambled_loss": ":"},
                 title="Alphabet framings: training loss (solid real, dotted scrambled alphabet)",
-                ylabel="cross-entropy (mean over seeds)", dpi=dpi)
+                ylabel="cross-entropy (mean over seeds)", dpi=params.evaluate.dpi)
     print(f"evaluate: {summary}")
 
 
 if __name__ == "__main__":
-    run_stage(main, __doc__)
+    run_stage(main, __doc__, arguments)

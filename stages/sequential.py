@@ -1,16 +1,24 @@
 """Stage sequential: one model over `sequential.datasets` datasets in a loop -> forgetting
-matrix and its summary in metrics/sequential.json, plots/forgetting.png, loss curves."""
+matrix and its summary, the forgetting heatmap, loss curves (sequential and joint)."""
 
 import time
+from pathlib import Path
 
-from lstm_jax.cli import run_stage
-from lstm_jax.experiments import run_sequential
 from lstm_jax.metrics import forgetting_summary
 from lstm_jax.outputs import write_csv, write_json
-from lstm_jax.plots import heatmap
+from lstm_pipeline.experiments import run_sequential
+from lstm_pipeline.plots import heatmap
+from lstm_pipeline.stage import run_stage
 
 
-def main(params):
+def arguments(parser):
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--loss-plot", type=Path, required=True, help="sequential training loss CSV to write")
+    parser.add_argument("--joint-plot", type=Path, required=True, help="joint training loss CSV to write")
+    parser.add_argument("--heatmap", type=Path, required=True, help="forgetting heatmap PNG to write")
+
+
+def main(params, args):
     cfg = params.sequential
     start = time.perf_counter()
     result = run_sequential(cfg)
@@ -18,10 +26,10 @@ def main(params):
     metrics = {**forgetting_summary(matrix), "joint_average_accuracy": sum(joint) / len(joint),
                "matrix": {f"after_{i}": {f"dataset_{j}": v for j, v in enumerate(row)} for i, row in enumerate(matrix)},
                "joint": {f"dataset_{j}": v for j, v in enumerate(joint)}}
-    write_json("metrics/sequential.json", metrics)
-    write_csv("plots/sequential_loss.csv", result["loss_rows"])
-    write_csv("plots/joint_loss.csv", [{"epoch": e + 1, "loss": v} for e, v in enumerate(result["joint_loss"])])
-    heatmap("plots/forgetting.png", matrix, xlabel="evaluated on dataset", ylabel="after training on dataset",
+    write_json(args.metrics, metrics)
+    write_csv(args.loss_plot, result["loss_rows"])
+    write_csv(args.joint_plot, [{"epoch": e + 1, "loss": v} for e, v in enumerate(result["joint_loss"])])
+    heatmap(args.heatmap, matrix, xlabel="evaluated on dataset", ylabel="after training on dataset",
             title="Accuracy A[i][j] (sequential training)", dpi=params.evaluate.dpi)
     print(f"sequential: final average accuracy {metrics['final_average_accuracy']:.3f}, average forgetting "
           f"{metrics['average_forgetting']:.3f}, joint {metrics['joint_average_accuracy']:.3f} "
@@ -29,4 +37,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    run_stage(main, __doc__)
+    run_stage(main, __doc__, arguments)

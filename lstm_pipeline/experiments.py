@@ -12,13 +12,31 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lstm_jax.alphabet import LETTERS, build_patterns, letter_order, spell
-from lstm_jax.classify import fit_epochs, make_accuracy, make_recital, make_trainer
+from lstm_jax.classify import fit_epochs, make_accuracy, make_trainer
 from lstm_jax.models import SequenceClassifier
-from lstm_jax.sequences import SequenceSet, concat, shifted_datasets, split
 from lstm_jax.timing import Timed
+from lstm_pipeline.alphabet import LETTERS, build_patterns, letter_order, spell
+from lstm_pipeline.sequences import SequenceSet, concat, shifted_datasets, split
 
 ALPHABETS = ("plain", "scrambled")
+
+
+def make_recital(model, length: int, encode):
+    """A jitted `(params [R], first int32[]) -> int32[R, length]`: from a zero state, feed the
+    letter `first`, then each prediction back in, `length` times (`encode` maps letter indices
+    to input values float32[..., F])."""
+
+    def recite(params, first):
+        def step(inputs, _):
+            carry, letter = inputs
+            logits, carry = model.apply({"params": params}, encode(letter)[None, None, :], carry)
+            nxt = jnp.argmax(logits[0]).astype(jnp.int32)
+            return (carry, nxt), nxt
+
+        _, letters = jax.lax.scan(step, (model.initial_state(1), jnp.int32(first)), None, length=length)
+        return letters
+
+    return jax.jit(jax.vmap(recite, in_axes=(0, None)))
 
 
 def _mean_std(values) -> dict:
@@ -27,7 +45,7 @@ def _mean_std(values) -> dict:
 
 
 def run_alphabet_framing(cfg, framing) -> tuple[dict, list[dict], dict]:
-    """Train `framing` (a `config.FramingConfig`) for `cfg.seeds` seeds on the real and the
+    """Train `framing` (a `params.FramingConfig`) for `cfg.seeds` seeds on the real and the
     scrambled alphabet, all runs in one vmapped program.
 
     Returns (metrics, loss_rows, timers): metrics per alphabet hold training accuracy and
@@ -44,7 +62,7 @@ def run_alphabet_framing(cfg, framing) -> tuple[dict, list[dict], dict]:
     mask = np.stack([patterns[a].mask for a, _ in runs])
     keys = jnp.stack([jax.random.key(seed) for _, seed in runs])  # same init for both alphabets
 
-    model = SequenceClassifier(num_classes=26, hidden_size=framing.hidden_size)
+    model = SequenceClassifier(num_classes=26, hidden_size=framing.hidden_size, features=x.shape[-1])
     train = Timed(make_trainer(model, epochs=framing.epochs, batch_size=framing.batch_size,
                                shuffle=framing.shuffle, stateful=framing.stateful, learning_rate=cfg.learning_rate))
     params, epoch_loss = train(keys, x, y, mask)
@@ -92,7 +110,7 @@ def _recitals(model, params, runs, orders) -> dict:
 
 def run_sequential(cfg) -> dict:
     """Train one SequenceClassifier on `cfg.datasets` related datasets in turn (a
-    `config.SequentialConfig`), then a fresh one jointly on all of them for the same number
+    `params.SequentialConfig`), then a fresh one jointly on all of them for the same number
     of steps.
 
     Between datasets the LSTM state is reset (every batch starts from zeros; nothing is
@@ -105,7 +123,7 @@ def run_sequential(cfg) -> dict:
                             min_length=cfg.min_length, max_length=cfg.max_length, features=cfg.features,
                             shift=cfg.shift)
     train_sets, test_sets = zip(*(split(s, cfg.train_size) for s in sets))
-    model = SequenceClassifier(num_classes=2, hidden_size=cfg.hidden_size)
+    model = SequenceClassifier(num_classes=2, hidden_size=cfg.hidden_size, features=cfg.features)
     steps_per_epoch = cfg.train_size // cfg.batch_size
 
     def optimizer(epoch_steps: int):

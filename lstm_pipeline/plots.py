@@ -10,7 +10,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from lstm_jax.outputs import write_bytes  # noqa: E402
 
@@ -54,17 +53,4 @@ def curves_plot(path: str | Path, series: dict[str, list[dict]], x: str, styles:
     ax.set(title=title, xlabel=x, ylabel=ylabel, xscale="log", yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path, dpi)
-
-
-def line_plot(path: str | Path, rows: list[dict], x: str, ys: list[str], *, title: str, ylabel: str,
-              dpi: int = 100, log_y: bool = True) -> None:
-    """One line per column in `ys` against column `x`, saved atomically as PNG."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for y in ys:
-        ax.plot([r[x] for r in rows], [r[y] for r in rows], marker="o", label=y)
-    ax.set(title=title, xlabel=x, ylabel=ylabel, yscale="log" if log_y else "linear")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend()
     _save(fig, path, dpi)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from lstm_jax.alphabet import KINDS as ALPHABET_KINDS
 from lstm_jax.data import count_steps, source_text, window_counts
 from lstm_jax.errors import ConfigError, LstmJaxError
+from lstm_pipeline.alphabet import KINDS as ALPHABET_KINDS
 
 
 def _check(default=dataclasses.MISSING, *, rule=None, expect: str = ""):

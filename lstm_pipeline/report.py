@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from lstm_jax.errors import LstmJaxError
+from lstm_jax.errors import DataError
 from lstm_jax.outputs import write_text
 
 FIGURES = [
@@ -36,7 +36,7 @@ def build_report(out: str | Path, root: str | Path = ".", dvc_plots: str | Path 
         if not (root / needed).is_file():
             missing.append(needed)
     if missing:
-        raise LstmJaxError(f"report: missing {missing}; run `make repro` first")
+        raise DataError(f"report: missing {missing}; run `make repro` first")
     rel = lambda p: os.path.relpath(root / p, out.parent)  # noqa: E731
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>lstm-jax report</title>",
              "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}img{max-width:100%}"

@@ -1,0 +1,28 @@
+"""The one adapter from params.yaml sections to library calls: models and optimizers are built
+here from typed params fields, nowhere else."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import optax
+
+from lstm_jax.models import CharLM, build_model
+from lstm_jax.train import make_optimizer
+from lstm_pipeline.params import ModelConfig, OptimizerConfig
+
+
+def char_lm(model: ModelConfig, vocab_size: int) -> CharLM:
+    """A CharLM from the `train.model` section and a vocabulary size."""
+    return build_model("CharLM", {"vocab_size": vocab_size, **dataclasses.asdict(model)})
+
+
+def optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
+    """`lstm_jax.train.make_optimizer` from an `optimizer` section, for a run of `total_steps`."""
+    return make_optimizer(cfg.learning_rate, total_steps, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps,
+                          final_lr_factor=cfg.final_lr_factor, clip_norm=cfg.clip_norm)
+
+
+def optimizer_record(cfg: OptimizerConfig, total_steps: int) -> dict:
+    """What a checkpoint stores to rebuild the optimizer: its params section and the schedule length."""
+    return {"config": dataclasses.asdict(cfg), "total_steps": total_steps}

@@ -1,0 +1,73 @@
+"""`lstm-pipeline` command line: check params.yaml, gate the metrics (CI), write the report.
+
+Errors caused by input print as one line on stderr and exit with status 2 (`--debug`, before or
+after the subcommand, shows the traceback instead); a metric outside its band exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lstm_jax.cli import debug_flag, run, version
+
+
+def cmd_check_params(args) -> None:
+    from lstm_pipeline.params import load_params
+
+    load_params(args.params)
+    print(f"{args.params}: ok")
+
+
+def cmd_check_metrics(args) -> int:
+    from lstm_pipeline.gate import format_table, load_thresholds, run_checks
+
+    checks = run_checks(load_thresholds(args.thresholds), Path("."), args.baseline)
+    print(format_table(checks))
+    failed = [c for c in checks if not c.ok]
+    print(f"gate: {len(checks) - len(failed)} metrics within their bands, {len(failed)} outside")
+    return 1 if failed else 0
+
+
+def cmd_report(args) -> None:
+    from lstm_pipeline.report import build_report
+
+    build_report(args.out, ".", args.dvc_plots)
+    print(f"wrote {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    debug = debug_flag()
+    parser = argparse.ArgumentParser(prog="lstm-pipeline", parents=[debug],
+                                     description="Check params, gate metrics and report on the lstm-jax pipeline.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-params", parents=[debug], help="validate params.yaml and exit")
+    p.add_argument("params", nargs="?", default="params.yaml", help="params file (default: params.yaml)")
+    p.set_defaults(func=cmd_check_params)
+
+    p = sub.add_parser("check-metrics", parents=[debug],
+                       help="check metrics against the bands in thresholds.yaml (CI gate)",
+                       description="Print every metric named in the thresholds file with its value, band, baseline "
+                                   "and verdict; exit 1 if any is missing, outside its band, or (with --baseline) "
+                                   "further from the committed value than its tolerance.")
+    p.add_argument("--thresholds", default="thresholds.yaml", help="bands and tolerances (default: thresholds.yaml)")
+    p.add_argument("--baseline", metavar="REV", help="git revision whose committed metrics are the baseline, e.g. HEAD")
+    p.set_defaults(func=cmd_check_metrics)
+
+    p = sub.add_parser("report", parents=[debug],
+                       help="write an HTML report of the pipeline's figures, tables and metrics")
+    p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
+    p.add_argument("--dvc-plots", help="the index.html written by `dvc plots show -o DIR`, to link from the report")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv=None) -> int:
+    return run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
