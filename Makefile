@@ -1,56 +1,116 @@
-# The README's two commands: `make repro` and `make test`. Both create .venv if it is missing
-# and install the package with the versions pinned in requirements.lock.
+# The README's two commands: `make repro` and `make test`. Both create $(VENV) if it is missing,
+# from nothing but Python 3.11, and install exactly the versions pinned, with their hashes, in
+#   requirements/pipeline.lock  the library and its `pipeline` extra: what `make repro` needs
+#   requirements/test.lock      the same versions plus the `dev` and `bench` extras (pytest, ruff,
+#                               torch 2.13.0+cpu for the reference tests): what `make test` needs
+# Each lock is installed with --require-hashes --no-deps (nothing is resolved at install time, and
+# a file whose hash differs is refused), then the project itself, editable and without a hash.
+# One stamp per lock: a venv is reinstalled only when its lock (or pyproject.toml) changes.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIPELINE_STAMP := $(VENV)/.installed-pipeline
 TEST_STAMP := $(VENV)/.installed-test
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+INSTALL := $(PIP) install --quiet
+# Commands that call dvc, lstm-jax or lstm-pipeline (directly or from a test) find the venv's.
+RUN := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: repro test unit gate report bench lock clean-venv
+.PHONY: repro test lint test-lib test-pipeline unit gate report bench install install-pipeline \
+	lock clean-venv
+# The targets share the workspace (gate reruns every stage): never run two at once, even with -j.
+.NOTPARALLEL:
 
-# The package and what the pipeline needs.
-$(STAMP): pyproject.toml requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e .
-	touch $(STAMP)
+# The locks are made for CPython 3.11 (binary wheels by hash): refuse any other interpreter.
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "$(PYTHON) is not Python 3.11; pick one with: make PYTHON=python3.11 ..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
 
-# Tests also need pytest and torch (CPU build 2.13.0, for the reference tests): extras dev, bench.
-$(TEST_STAMP): $(STAMP)
-	$(PIP) -e ".[dev,bench]"
-	touch $(TEST_STAMP)
+# The library and what the pipeline needs; then the project itself (editable, no dependencies).
+$(PIPELINE_STAMP): requirements/pipeline.lock pyproject.toml | $(BIN)/python
+	$(INSTALL) --require-hashes --no-deps -r requirements/pipeline.lock
+	$(INSTALL) --no-deps -e .
+	touch $@
+
+# Tests also need pytest, ruff and torch (CPU build 2.13.0+cpu, from the machine's local wheel
+# folder, for the reference tests and the benchmark). Same versions as pipeline.lock for the rest.
+$(TEST_STAMP): requirements/test.lock $(PIPELINE_STAMP)
+	$(INSTALL) --require-hashes --no-deps -r requirements/test.lock
+	touch $@
+
+# Just the installs (e.g. `make install VENV=/tmp/somewhere` to try the locks in a fresh venv).
+install-pipeline: $(PIPELINE_STAMP)
+install: $(TEST_STAMP)
 
 # params.yaml is checked first: a bad value stops here, before DVC removes any stage's outputs.
-repro: $(STAMP)
-	$(BIN)/lstm-jax check-params params.yaml
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+repro: $(PIPELINE_STAMP)
+	$(BIN)/lstm-pipeline check-params params.yaml
+	$(RUN) $(BIN)/dvc repro
 
-# The test suite, then the metrics gate.
-test: unit gate
+# Lint, the library's tests (fast, no DVC), the pipeline's tests, then the metrics gate.
+test: lint test-lib test-pipeline gate
 
-unit: $(TEST_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+# ruff's lint rules and formatting, configured in pyproject.toml (`ruff format` fixes the latter).
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check lstm_jax lstm_pipeline stages tests benchmarks
+	$(BIN)/ruff format --check lstm_jax lstm_pipeline stages tests benchmarks
+
+test-lib: $(TEST_STAMP)
+	$(RUN) $(BIN)/python -m pytest tests/lib
+
+test-pipeline: $(TEST_STAMP)
+	$(RUN) $(BIN)/python -m pytest tests/pipeline
+
+# Both test suites, without lint or the gate.
+unit: test-lib test-pipeline
 
 # Rerun every stage from scratch (--force: DVC would otherwise skip stages whose committed
 # metrics files already match dvc.lock) and gate the fresh metrics on thresholds.yaml and on the
 # committed values.
-gate: $(STAMP)
-	$(BIN)/lstm-jax check-params params.yaml
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro --force
-	$(BIN)/lstm-jax check-metrics --baseline HEAD
+gate: $(PIPELINE_STAMP)
+	$(BIN)/lstm-pipeline check-params params.yaml
+	$(RUN) $(BIN)/dvc repro --force
+	$(BIN)/lstm-pipeline check-metrics --baseline HEAD
 
 # report.html: the figures, the alphabet table and the metrics, linking DVC's interactive plots.
-report: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc plots show -o report_files/dvc_plots
-	$(BIN)/lstm-jax report --out report.html --dvc-plots report_files/dvc_plots/index.html
+report: $(PIPELINE_STAMP)
+	$(BIN)/lstm-pipeline report --out report.html --dvc-plots report_files/dvc_plots/index.html
 
 # Speed side by side with flax and torch (CPU; cuDNN too on a GPU machine): see BENCHMARKS.md.
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/lstm_speed.py
 
-# Re-pin every dependency to what is installed now (run after changing pyproject.toml).
+# Re-pin the locks from pyproject.toml with pip-tools, run from its own venv $(TOOLS_VENV) (never
+# from $(VENV)). Existing pins are kept unless pyproject.toml needs otherwise; to move versions:
+#   make lock LOCK_ARGS=--upgrade                    (everything)
+#   make lock LOCK_ARGS="--upgrade-package dvc"      (one package)
+# The exact commands (CUSTOM_COMPILE_COMMAND only sets the header line of the lock files):
+#   pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+#       --no-emit-find-links --extra pipeline --extra dev --extra bench \
+#       -o requirements/test.lock pyproject.toml
+#   pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+#       --no-emit-find-links --extra pipeline --upgrade -c requirements/test.lock \
+#       -o requirements/pipeline.lock pyproject.toml
+# test.lock is compiled first; pipeline.lock is then constrained by it, so every version in
+# pipeline.lock is the one in test.lock (checked by the last line). torch==2.13.0+cpu is found
+# in the local wheel folder that pip's configuration names (find-links), never on PyPI (whose
+# torch 2.13.0 is the CUDA build): the lock holds that wheel's hash only.
+TOOLS_VENV ?= .venv-tools
+PIP_TOOLS := pip-tools==7.6.2
+LOCK_ARGS ?=
+COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS_VENV)/bin/pip-compile --quiet \
+	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable --exclude lstm-jax | grep -v '^-e' > requirements.lock
+	test -x $(TOOLS_VENV)/bin/pip-compile || \
+		{ $(PYTHON) -m venv $(TOOLS_VENV) && $(TOOLS_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS); }
+	$(COMPILE) $(LOCK_ARGS) --extra pipeline --extra dev --extra bench \
+		-o requirements/test.lock pyproject.toml
+	$(COMPILE) --extra pipeline --upgrade -c requirements/test.lock \
+		-o requirements/pipeline.lock pyproject.toml
+	grep -oE '^[^ #]+==[^ ]+' requirements/pipeline.lock | while read pin; do \
+		grep -q "^$$pin " requirements/test.lock || { echo "$$pin: not in requirements/test.lock" >&2; exit 1; }; done
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TOOLS_VENV)

@@ -40,7 +40,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import speed_models as sm  # noqa: E402
 
-from lstm_jax import runtime  # noqa: E402
+from lstm_pipeline import runtime  # noqa: E402
 
 
 def median_time(fn, steps: int, warmup: int = 3) -> tuple[float, float]:
@@ -76,8 +76,10 @@ def print_machine() -> None:
         versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         versions += ", torch not installed"
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, python {platform.python_version()}, "
-          f"jax device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"jax device: {jax.devices()[0].device_kind} ({jax.default_backend()})"
+    )
     print(f"versions: {versions}")
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 
@@ -110,14 +112,18 @@ VARIANTS = {
     "torch": ("torch.nn.LSTM cpu", lambda cfg: sm.torch_step(cfg, "cpu")),
     "jax_cudnn": ("jax.experimental.rnn (cuDNN)", lambda cfg: sm.jax_step(cfg, sm.jax_cudnn_rnn(cfg))),
     "torch_cuda": ("torch.nn.LSTM cuda (cuDNN)", lambda cfg: sm.torch_step(cfg, "cuda")),
-    "scan": ("lstm_jax scan: input projection hoisted as one matmul, autodiff",
-             lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, implementation="scan"))),
+    "scan": (
+        "lstm_jax scan: input projection hoisted as one matmul, autodiff",
+        lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, implementation="scan")),
+    ),
     "unroll1": ("fused, unroll=1", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, unroll=1))),
     "unroll4": ("fused, unroll=4", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, unroll=4))),
     "groups2": ("fused, batch_groups=2", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, batch_groups=2))),
     "no_donation": ("fused, no buffer donation", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg), donate=False)),
-    "epoch_jit": ("fused, 20 steps per call (lax.scan over batches), per step",
-                  lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg), steps_per_call=20)),
+    "epoch_jit": (
+        "fused, 20 steps per call (lax.scan over batches), per step",
+        lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg), steps_per_call=20),
+    ),
 }
 PER_CALL_STEPS = {"epoch_jit": 20}
 
@@ -158,8 +164,12 @@ def run_in_processes(names, config: str, steps: int, cache: str, rounds: int = 4
             env = {**os.environ, runtime.CACHE_ENV: cache, **(extra_env or {}).get(name, {})}
             variant = name.split(":")[0]  # "lstm_jax:eigen" is lstm_jax under other XLA flags
             calls = max(1, per_round // PER_CALL_STEPS.get(variant, 1))
-            proc = subprocess.run([sys.executable, __file__, "--worker", variant, "--configs", config,
-                                   "--steps", str(calls)], env=env, capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--worker", variant, "--configs", config, "--steps", str(calls)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode:
                 raise SystemExit(f"worker {name} (config {config}) failed:\n{proc.stderr[-2000:]}")
             out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -183,39 +193,64 @@ def section_train(configs, steps: int, peak: float, gpu: bool) -> None:
     for key in configs:
         cfg = sm.CONFIGS[key]
         n_steps = steps if key != "b" else min(steps, 20)
-        print(f"\n## train step {cfg.describe()}: {cfg.train_flops() / 1e9:.2f} GFLOP per step, median of "
-              f"{n_steps} steps; each implementation in 4 fresh processes, taking turns, 2 warm-up steps each",
-              flush=True)
+        print(
+            f"\n## train step {cfg.describe()}: {cfg.train_flops() / 1e9:.2f} GFLOP per step, median of "
+            f"{n_steps} steps; each implementation in 4 fresh processes, taking turns, 2 warm-up steps each",
+            flush=True,
+        )
         res = run_in_processes(names, key, n_steps, tempfile.mkdtemp(prefix="lstm_jax_bench_cache_"))
         med = {n: float(np.median(r["times"])) for n, r in res.items()}
-        print("| implementation | median ms | min ms | tokens/s | GFLOP/s | % of peak | compile cold s "
-              "| compile warm s | " + " | ".join(f"x {n}" for n in names) + " |")
+        print(
+            "| implementation | median ms | min ms | tokens/s | GFLOP/s | % of peak | compile cold s "
+            "| compile warm s | " + " | ".join(f"x {n}" for n in names) + " |"
+        )
         print("|" + "---|" * (8 + len(names)))
         for name, r in res.items():
             gflops = cfg.train_flops() / med[name] / 1e9
             ratios = " | ".join(f"{med[name] / med[other]:.2f}" for other in names)
             jax_impl = not name.startswith("torch")
-            compile_cells = (f"{r['compiles'][0]:.2f} | {np.median(r['compiles'][1:]):.2f}" if jax_impl
-                             else "- | -")
-            print(f"| {VARIANTS[name][0]} | {med[name] * 1e3:.1f} | {min(r['times']) * 1e3:.1f} | "
-                  f"{cfg.steps * cfg.batch / med[name]:,.0f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | "
-                  f"{compile_cells} | {ratios} |")
-        print("(x NAME: this row's median time / NAME's; below 1 is faster than NAME. compile: the first "
-              "process compiles into an empty persistent cache, the later ones load from it)")
+            compile_cells = f"{r['compiles'][0]:.2f} | {np.median(r['compiles'][1:]):.2f}" if jax_impl else "- | -"
+            print(
+                f"| {VARIANTS[name][0]} | {med[name] * 1e3:.1f} | {min(r['times']) * 1e3:.1f} | "
+                f"{cfg.steps * cfg.batch / med[name]:,.0f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | "
+                f"{compile_cells} | {ratios} |"
+            )
+        print(
+            "(x NAME: this row's median time / NAME's; below 1 is faster than NAME. compile: the first "
+            "process compiles into an empty persistent cache, the later ones load from it)"
+        )
 
 
 def section_techniques(steps: int) -> None:
     cfg = sm.CONFIGS["a"]
-    print(f"\n## techniques, config {cfg.describe()}: median train-step ms of {steps} steps, "
-          f"each variant in 4 fresh processes, taking turns", flush=True)
-    names = ["flax", "scan", "lstm_jax", "unroll1", "unroll4", "groups2", "no_donation", "epoch_jit",
-             "keep_freed_memory", "lstm_jax:eigen", "lstm_jax:single_thread_eigen"]
-    flags = {"lstm_jax:eigen": "--xla_cpu_experimental_ynn_fusion_type=",
-             "lstm_jax:single_thread_eigen": "--xla_cpu_multi_thread_eigen=false"}
+    print(
+        f"\n## techniques, config {cfg.describe()}: median train-step ms of {steps} steps, "
+        f"each variant in 4 fresh processes, taking turns",
+        flush=True,
+    )
+    names = [
+        "flax",
+        "scan",
+        "lstm_jax",
+        "unroll1",
+        "unroll4",
+        "groups2",
+        "no_donation",
+        "epoch_jit",
+        "keep_freed_memory",
+        "lstm_jax:eigen",
+        "lstm_jax:single_thread_eigen",
+    ]
+    flags = {
+        "lstm_jax:eigen": "--xla_cpu_experimental_ynn_fusion_type=",
+        "lstm_jax:single_thread_eigen": "--xla_cpu_multi_thread_eigen=false",
+    }
     env = {n: {"XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {f}".strip()} for n, f in flags.items()}
     res = run_in_processes(names, "a", steps, tempfile.mkdtemp(prefix="lstm_jax_bench_cache_"), extra_env=env)
-    labels = {"keep_freed_memory": "fused, allocator keeps freed memory (glibc mallopt)",
-              **{n: f"fused, XLA_FLAGS {f}" for n, f in flags.items()}}
+    labels = {
+        "keep_freed_memory": "fused, allocator keeps freed memory (glibc mallopt)",
+        **{n: f"fused, XLA_FLAGS {f}" for n, f in flags.items()},
+    }
     base = float(np.median(res["lstm_jax"]["times"]))
     print("| variant | median ms | x default |\n|---|---|---|")
     for name, r in res.items():
@@ -251,8 +286,10 @@ def section_kernels() -> None:
         rows["torch.mm (CPU build)"] = median_time(torch_loop, 10)[0] / n
     except ImportError:
         pass
-    print(f"\n## kernels: one recurrent matmul [{batch},{hidden}] x [{hidden},{4 * hidden}] "
-          f"({flops / 1e6:.1f} MFLOP), median per call\n| library | us | GFLOP/s |\n|---|---|---|")
+    print(
+        f"\n## kernels: one recurrent matmul [{batch},{hidden}] x [{hidden},{4 * hidden}] "
+        f"({flops / 1e6:.1f} MFLOP), median per call\n| library | us | GFLOP/s |\n|---|---|---|"
+    )
     for name, sec in rows.items():
         print(f"| {name} | {sec * 1e6:.0f} | {flops / sec / 1e9:.0f} |")
 
@@ -266,8 +303,7 @@ def section_generation(length: int) -> None:
     window = 50
     seed = jnp.asarray(np.random.default_rng(0).integers(2, cfg.vocab, (1, window)), jnp.int32)
     params = model.init(jax.random.key(0), seed)["params"]
-    print(f"\n## generation: {length} characters from a {window}-character seed, batch 1, greedy, "
-          f"char model (a)")
+    print(f"\n## generation: {length} characters from a {window}-character seed, batch 1, greedy, char model (a)")
 
     predict = jax.jit(lambda p, w: jnp.argmax(model.apply({"params": p}, w)[0][0, -1]))
 
@@ -295,9 +331,11 @@ def section_generation(length: int) -> None:
         return jax.block_until_ready(sampler(params, seed, seed_mask, jax.random.key(0)))
 
     results = {}
-    for name, fn in [("tutorial: predict on the 50-char window per character", tutorial),
-                     ("Python loop of a jitted single step", python_loop),
-                     ("lstm_jax compiled sampler (one jit, lax.scan)", compiled)]:
+    for name, fn in [
+        ("tutorial: predict on the 50-char window per character", tutorial),
+        ("Python loop of a jitted single step", python_loop),
+        ("lstm_jax compiled sampler (one jit, lax.scan)", compiled),
+    ]:
         fn()
         results[name] = length / median_time(fn, 5, warmup=1)[0]
     base = results["tutorial: predict on the 50-char window per character"]
@@ -312,8 +350,10 @@ def section_memory(steps_list=(250, 500, 1000, 2000)) -> None:
     import optax
 
     cfg = sm.CONFIGS["b"]
-    print(f"\n## long sequences: XLA scratch memory of one train step (grad + Adam), input {cfg.features}, "
-          f"hidden {cfg.hidden}, B={cfg.batch}")
+    print(
+        f"\n## long sequences: XLA scratch memory of one train step (grad + Adam), input {cfg.features}, "
+        f"hidden {cfg.hidden}, B={cfg.batch}"
+    )
     layer = LSTM(hidden_size=cfg.hidden)
     tx = optax.adam(1e-3)
 
@@ -359,18 +399,25 @@ def section_memory(steps_list=(250, 500, 1000, 2000)) -> None:
         remat, run_remat = build(steps, segment)
         if steps == 1000:
             timings = {"full": median_time(run_full, 5, 1)[0], "remat": median_time(run_remat, 5, 1)[0]}
-        print(f"| {steps} | {full / 2**20:.1f} | {steps // segment} x {segment} | {remat / 2**20:.1f} | "
-              f"{remat / full:.2f} |")
+        print(
+            f"| {steps} | {full / 2**20:.1f} | {steps // segment} x {segment} | {remat / 2**20:.1f} | "
+            f"{remat / full:.2f} |"
+        )
     if timings:
-        print(f"T=1000 step time: full {timings['full'] * 1e3:.0f} ms, remat {timings['remat'] * 1e3:.0f} ms "
-              f"(x{timings['remat'] / timings['full']:.2f}: one extra forward pass)")
+        print(
+            f"T=1000 step time: full {timings['full'] * 1e3:.0f} ms, remat {timings['remat'] * 1e3:.0f} ms "
+            f"(x{timings['remat'] / timings['full']:.2f}: one extra forward pass)"
+        )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default="a,b,c", help="comma-separated subset of a,b,c (default: all)")
-    parser.add_argument("--sections", default="train,kernels,techniques,generation,memory",
-                        help="comma-separated subset of train,kernels,techniques,generation,memory")
+    parser.add_argument(
+        "--sections",
+        default="train,kernels,techniques,generation,memory",
+        help="comma-separated subset of train,kernels,techniques,generation,memory",
+    )
     parser.add_argument("--steps", type=int, default=32, help="timed steps per figure (at least 20 for the table)")
     parser.add_argument("--gen-length", type=int, default=300, help="characters per generation run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

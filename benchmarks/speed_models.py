@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -107,9 +107,11 @@ def jax_step(cfg: Config, make_rnn, *, donate: bool = True, steps_per_call: int 
         return (optax.apply_updates(p, updates), o), value
 
     if steps_per_call == 1:
+
         def train(p, o, x, y):
             return one((p, o), (x, y))
     else:
+
         def train(p, o, x, y):
             xs = jnp.broadcast_to(x, (steps_per_call,) + x.shape)
             ys = jnp.broadcast_to(y, (steps_per_call,) + y.shape)

@@ -47,8 +47,16 @@ class Checkpoint:
     config: dict  # the parsed config.json
 
 
-def save_checkpoint(folder: str | Path, *, model: nn.Module, params, vocab: Vocabulary,
-                    opt_state=None, optimizer: dict | None = None, metadata: dict | None = None) -> None:
+def save_checkpoint(
+    folder: str | Path,
+    *,
+    model: nn.Module,
+    params,
+    vocab: Vocabulary,
+    opt_state=None,
+    optimizer: dict | None = None,
+    metadata: dict | None = None,
+) -> None:
     """Write a checkpoint folder atomically (replacing any folder already there).
 
     `model` must be rebuildable from its fields alone (`load_checkpoint` calls its
@@ -60,8 +68,13 @@ def save_checkpoint(folder: str | Path, *, model: nn.Module, params, vocab: Voca
     except LstmJaxError as exc:
         raise CheckpointError(f"{folder}: the model could not be rebuilt from this checkpoint: {exc}") from None
     folder.parent.mkdir(parents=True, exist_ok=True)
-    config = {"format": FORMAT, "model": model_config(model), "vocab": list(vocab.tokens),
-              "optimizer": optimizer, "metadata": metadata or {}}
+    config = {
+        "format": FORMAT,
+        "model": model_config(model),
+        "vocab": list(vocab.tokens),
+        "optimizer": optimizer,
+        "metadata": metadata or {},
+    }
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
         os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp creates 0700
@@ -147,13 +160,17 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
     except LstmJaxError as exc:
         raise CheckpointError(f"{folder / 'config.json'}: {exc}") from None
     if getattr(model, "vocab_size", len(vocab)) != len(vocab):
-        raise CheckpointError(f"{folder / 'config.json'}: model vocab_size {model.vocab_size} "
-                              f"does not match the {len(vocab)}-token vocabulary")
+        raise CheckpointError(
+            f"{folder / 'config.json'}: model vocab_size {model.vocab_size} "
+            f"does not match the {len(vocab)}-token vocabulary"
+        )
     try:
         shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), model.example_input()))["params"]
     except (TypeError, ValueError, LstmJaxError) as exc:
-        raise CheckpointError(f"{folder / 'config.json'}: model kwargs do not build a model "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{folder / 'config.json'}: model kwargs do not build a model "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        ) from None
     params = restore_tree(folder / "params.msgpack", shapes)
     return Checkpoint(model=model, params=jax.tree.map(np.asarray, params), vocab=vocab, config=config)
 
@@ -213,10 +230,20 @@ class TrainCheckpointer:
 
     def save(self, state, progress: dict) -> None:
         """Save a TrainState and the data position {"epoch", "batch", "sums", "history", "key"}."""
-        meta = {"fingerprint": self.fingerprint, "step": int(state.step),
-                "progress": {**progress, "sums": {k: float(v) for k, v in progress["sums"]._asdict().items()}}}
-        save_checkpoint(self.folder / f"step_{int(state.step):08d}", model=self.model, params=state.params,
-                        vocab=self.vocab, opt_state=state.opt_state, optimizer=self.optimizer, metadata=meta)
+        meta = {
+            "fingerprint": self.fingerprint,
+            "step": int(state.step),
+            "progress": {**progress, "sums": {k: float(v) for k, v in progress["sums"]._asdict().items()}},
+        }
+        save_checkpoint(
+            self.folder / f"step_{int(state.step):08d}",
+            model=self.model,
+            params=state.params,
+            vocab=self.vocab,
+            opt_state=state.opt_state,
+            optimizer=self.optimizer,
+            metadata=meta,
+        )
         for leftover in self.folder.glob(".*.tmp"):
             shutil.rmtree(leftover, ignore_errors=True)
         steps = self._steps()
@@ -271,8 +298,21 @@ class TrainCheckpointer:
 
 # The library modules whose code decides what training computes (tests/lib/test_checkpoint.py
 # checks that this covers every module `lstm_jax.train` and `lstm_jax.models` import).
-TRAINING_CODE = ("checkpoint.py", "data.py", "errors.py", "fused.py", "layers.py", "lstm.py", "metrics.py",
-                 "models.py", "outputs.py", "timing.py", "train.py", "vocab.py")
+TRAINING_CODE = (
+    "checkpoint.py",
+    "data.py",
+    "errors.py",
+    "evaluation.py",
+    "fused.py",
+    "layers.py",
+    "lstm.py",
+    "metrics.py",
+    "models.py",
+    "outputs.py",
+    "timing.py",
+    "train.py",
+    "vocab.py",
+)
 
 
 def code_fingerprint() -> str:

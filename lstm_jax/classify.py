@@ -53,8 +53,19 @@ def make_trainer(model, *, epochs: int, batch_size: int, shuffle: bool, stateful
     def run(key, x, y, mask):
         init_key, order_key = jax.random.split(key)
         params = model.init(init_key, x[:batch_size], mask=mask[:batch_size])["params"]
-        return fit_epochs(model, tx, params, order_key, x, y, mask, epochs=epochs, batch_size=batch_size,
-                          shuffle=shuffle, stateful=stateful)
+        return fit_epochs(
+            model,
+            tx,
+            params,
+            order_key,
+            x,
+            y,
+            mask,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            stateful=stateful,
+        )
 
     return jax.jit(jax.vmap(run))
 

@@ -35,10 +35,12 @@ def _check(ok: bool, option: str, expected: str, found) -> None:
 
 def cmd_generate(args) -> None:
     _check(bool(args.prompt), "--prompt", "a non-empty text", args.prompt)
-    _check(1 <= args.length <= MAX_GENERATE_LENGTH, "--length", f"an integer in [1, {MAX_GENERATE_LENGTH}]",
-           args.length)
-    _check(math.isfinite(args.temperature) and args.temperature >= 0, "--temperature", "a number >= 0",
-           args.temperature)
+    _check(
+        1 <= args.length <= MAX_GENERATE_LENGTH, "--length", f"an integer in [1, {MAX_GENERATE_LENGTH}]", args.length
+    )
+    _check(
+        math.isfinite(args.temperature) and args.temperature >= 0, "--temperature", "a number >= 0", args.temperature
+    )
     _check(args.top_k >= 0, "--top-k", "an integer >= 0", args.top_k)
     _check(0 <= args.seed < 2**32, "--seed", "an integer in [0, 2**32)", args.seed)
     from lstm_jax.checkpoint import load_checkpoint
@@ -46,8 +48,16 @@ def cmd_generate(args) -> None:
 
     ckpt = load_checkpoint(args.checkpoint)
     _expect_char_lm(ckpt, args.checkpoint, "generate")
-    text = generate_text(ckpt.model, ckpt.params, ckpt.vocab, args.prompt, args.length,
-                         temperature=args.temperature, top_k=args.top_k, rng_seed=args.seed)
+    text = generate_text(
+        ckpt.model,
+        ckpt.params,
+        ckpt.vocab,
+        args.prompt,
+        args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        rng_seed=args.seed,
+    )
     print(args.prompt + text)
 
 
@@ -65,9 +75,16 @@ def cmd_info(args) -> None:
     ckpt = load_checkpoint(args.checkpoint)
     n_params = sum(x.size for x in jax.tree.leaves(ckpt.params))
     meta = dict(ckpt.config.get("metadata") or {})
-    info = {"checkpoint": str(Path(args.checkpoint)), "model": ckpt.config["model"], "parameters": int(n_params),
-            "vocab": list(ckpt.vocab.tokens), "training_metrics": meta.pop("final", None),
-            "params": meta.pop("params", None), "optimizer": ckpt.config.get("optimizer"), "metadata": meta}
+    info = {
+        "checkpoint": str(Path(args.checkpoint)),
+        "model": ckpt.config["model"],
+        "parameters": int(n_params),
+        "vocab": list(ckpt.vocab.tokens),
+        "training_metrics": meta.pop("final", None),
+        "params": meta.pop("params", None),
+        "optimizer": ckpt.config.get("optimizer"),
+        "metadata": meta,
+    }
     print(json.dumps(info, indent=2, ensure_ascii=False))
 
 
@@ -106,16 +123,24 @@ def cmd_predict(args) -> None:
             continue
         p = next(rows)
         best = np.argsort(-p, kind="stable")[: args.top]
-        print(json.dumps({"input": line, "next": [{"token": ckpt.vocab.tokens[i], "probability": round(float(p[i]), 6)}
-                                                  for i in best]}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "input": line,
+                    "next": [{"token": ckpt.vocab.tokens[i], "probability": round(float(p[i]), 6)} for i in best],
+                },
+                ensure_ascii=False,
+            )
+        )
 
 
 def debug_flag() -> argparse.ArgumentParser:
     """A parent parser with `--debug`, for the main parser and every subcommand: SUPPRESS keeps
     a subcommand from resetting a `--debug` given before it."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks for input errors")
+    parent.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for input errors"
+    )
     return parent
 
 
@@ -127,33 +152,44 @@ def version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     debug = debug_flag()
-    parser = argparse.ArgumentParser(prog="lstm-jax", parents=[debug],
-                                     description="Sample from, predict with and inspect saved lstm_jax models.")
+    parser = argparse.ArgumentParser(
+        prog="lstm-jax", parents=[debug], description="Sample from, predict with and inspect saved lstm_jax models."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("generate", parents=[debug], help="print text sampled from a CharLM checkpoint",
-                       description="Warm the LSTM state up on --prompt, then sample --length characters "
-                                   "(greedy with --temperature 0).")
+    p = sub.add_parser(
+        "generate",
+        parents=[debug],
+        help="print text sampled from a CharLM checkpoint",
+        description="Warm the LSTM state up on --prompt, then sample --length characters "
+        "(greedy with --temperature 0).",
+    )
     p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
     p.add_argument("--prompt", default="the ", help="text that warms up the state (default: 'the ')")
-    p.add_argument("--length", type=int, default=200,
-                   help=f"characters to generate, 1..{MAX_GENERATE_LENGTH} (default: 200)")
+    p.add_argument(
+        "--length", type=int, default=200, help=f"characters to generate, 1..{MAX_GENERATE_LENGTH} (default: 200)"
+    )
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples")
     p.add_argument("--top-k", type=int, default=0, help="sample only among the k most likely (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="random seed for sampling (default: 0)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("predict", parents=[debug], help="next-character probabilities after each line of a file",
-                       description="For every line of INPUT, print one JSON object with the --top most likely "
-                                   "next characters and their probabilities under a CharLM checkpoint.")
+    p = sub.add_parser(
+        "predict",
+        parents=[debug],
+        help="next-character probabilities after each line of a file",
+        description="For every line of INPUT, print one JSON object with the --top most likely "
+        "next characters and their probabilities under a CharLM checkpoint.",
+    )
     p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
     p.add_argument("input", help=f"UTF-8 text file, one input per line (at most {MAX_PREDICT_BYTES} bytes)")
     p.add_argument("--top", type=int, default=5, help="how many next characters to list (default: 5)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("info", parents=[debug],
-                       help="print a checkpoint's model, size, vocabulary, training metrics and params")
+    p = sub.add_parser(
+        "info", parents=[debug], help="print a checkpoint's model, size, vocabulary, training metrics and params"
+    )
     p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
     p.set_defaults(func=cmd_info)
     return parser

@@ -49,8 +49,10 @@ def heldout_chars(n_chars: int, heldout_fraction: float, seq_length: int) -> int
     """Characters at the end of a text that are held out; raises if either part is too short."""
     n_heldout = max(int(round(n_chars * heldout_fraction)), seq_length + 1)
     if n_chars - n_heldout < seq_length + 1:
-        raise DataError(f"text: expected at least {2 * (seq_length + 1)} characters to make train and "
-                           f"held-out windows of seq_length {seq_length}, found {n_chars}")
+        raise DataError(
+            f"text: expected at least {2 * (seq_length + 1)} characters to make train and "
+            f"held-out windows of seq_length {seq_length}, found {n_chars}"
+        )
     return n_heldout
 
 
@@ -130,8 +132,10 @@ def stream_batches(ids: np.ndarray, batch_size: int, seq_length: int) -> np.ndar
     ids = np.asarray(ids)
     k = (len(ids) - 1) // (batch_size * seq_length)
     if k < 1:
-        raise DataError(f"stream: expected at least {batch_size * seq_length + 1} ids for batch_size "
-                           f"{batch_size} x seq_length {seq_length}, found {len(ids)}")
+        raise DataError(
+            f"stream: expected at least {batch_size * seq_length + 1} ids for batch_size "
+            f"{batch_size} x seq_length {seq_length}, found {len(ids)}"
+        )
     part = k * seq_length
     row_start = np.arange(batch_size) * part
     win_start = np.arange(k) * seq_length

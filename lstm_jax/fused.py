@@ -86,13 +86,13 @@ def _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll):
 
     def step(carry, inputs):
         x_t, m = inputs
-        results = [one_group(_group(x_t, k, groups), _group(m, k, groups), *carry[k], keeps[k])
-                   for k in range(groups)]
+        results = [one_group(_group(x_t, k, groups), _group(m, k, groups), *carry[k], keeps[k]) for k in range(groups)]
         return tuple(r[0] for r in results), tuple(r[1] for r in results)
 
     carry0 = tuple(zip(_rows(c0, groups), _rows(h0, groups)))
-    carry, per_group = jax.lax.scan(step, carry0, (_grouped(x, groups), _grouped(mask, groups)),
-                                    reverse=reverse, unroll=unroll)
+    carry, per_group = jax.lax.scan(
+        step, carry0, (_grouped(x, groups), _grouped(mask, groups)), reverse=reverse, unroll=unroll
+    )
     return (_join([c for c, _ in carry], 0), _join([h for _, h in carry], 0)), per_group
 
 
@@ -163,16 +163,30 @@ def _fused_bwd(reverse, groups, unroll, residuals, cotangents):
     def step(carry, inputs):
         states, d_kernel, d_bias = carry
         d_o, a, cp, x_t, hp, m = inputs
-        results = [one_group(*states[k], _group(d_o, k, groups), a[k], cp[k], _group(x_t, k, groups), hp[k],
-                             _group(m, k, groups), keeps[k]) for k in range(groups)]
+        results = [
+            one_group(
+                *states[k],
+                _group(d_o, k, groups),
+                a[k],
+                cp[k],
+                _group(x_t, k, groups),
+                hp[k],
+                _group(m, k, groups),
+                keeps[k],
+            )
+            for k in range(groups)
+        ]
         for r in results:
             d_kernel, d_bias = d_kernel + r[2], d_bias + r[3]
         return (tuple(r[0] for r in results), d_kernel, d_bias), tuple(r[1] for r in results)
 
     h0_rows = _rows(h0, groups)
     h_prevs = tuple(_previous(h_seqs[k], h0_rows[k], reverse) for k in range(groups))
-    carry0 = (tuple(zip(_rows(dc_last, groups), _rows(dh_last, groups))),
-              jnp.zeros_like(kernel), jnp.zeros(kernel.shape[-1], kernel.dtype))
+    carry0 = (
+        tuple(zip(_rows(dc_last, groups), _rows(dh_last, groups))),
+        jnp.zeros_like(kernel),
+        jnp.zeros(kernel.shape[-1], kernel.dtype),
+    )
     xs = (_grouped(d_out, groups), gates, c_prevs, _grouped(x, groups), h_prevs, _grouped(mask, groups))
     (states, d_kernel, d_bias), dxs = jax.lax.scan(step, carry0, xs, reverse=not reverse, unroll=unroll)
     dc0 = _join([c for c, _ in states], 0)

@@ -59,13 +59,22 @@ def left_pad(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     mask = np.zeros((len(seqs), width), bool)
     for row, s in enumerate(seqs):
         if len(s):
-            ids[row, width - len(s):] = s
-            mask[row, width - len(s):] = True
+            ids[row, width - len(s) :] = s
+            mask[row, width - len(s) :] = True
     return ids, mask
 
 
-def generate_batch(model, params, vocab, seed_texts: list[str], length: int, *, temperature: float = 0.0,
-                   top_k: int = 0, rng_seed: int = 0) -> list[str]:
+def generate_batch(
+    model,
+    params,
+    vocab,
+    seed_texts: list[str],
+    length: int,
+    *,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    rng_seed: int = 0,
+) -> list[str]:
     """`length` characters after each of `seed_texts`, all generated in parallel in one call."""
     if not seed_texts or any(len(t) == 0 for t in seed_texts):
         raise ArgumentError("seed_texts: expected one or more non-empty strings")
@@ -74,8 +83,10 @@ def generate_batch(model, params, vocab, seed_texts: list[str], length: int, *, 
     return [vocab.decode(row) for row in np.asarray(tokens)]
 
 
-def generate_text(model, params, vocab, seed_text: str, length: int, *, temperature: float = 0.0,
-                  top_k: int = 0, rng_seed: int = 0) -> str:
+def generate_text(
+    model, params, vocab, seed_text: str, length: int, *, temperature: float = 0.0, top_k: int = 0, rng_seed: int = 0
+) -> str:
     """`length` characters sampled after `seed_text` (the seed itself is not repeated)."""
-    return generate_batch(model, params, vocab, [seed_text], length, temperature=temperature, top_k=top_k,
-                          rng_seed=rng_seed)[0]
+    return generate_batch(
+        model, params, vocab, [seed_text], length, temperature=temperature, top_k=top_k, rng_seed=rng_seed
+    )[0]

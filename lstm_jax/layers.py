@@ -99,18 +99,25 @@ class LSTM(nn.Module):
         n, out = self.num_layers * self.num_directions, self.proj_size or self.hidden_size
         c0 = self.param("initial_c", nn.initializers.zeros, (n, self.hidden_size))
         h0 = self.param("initial_h", nn.initializers.zeros, (n, out))
-        return tuple(LSTMState(jnp.broadcast_to(c0[k], (batch_size, self.hidden_size)),
-                               jnp.broadcast_to(h0[k], (batch_size, out))) for k in range(n))
+        return tuple(
+            LSTMState(
+                jnp.broadcast_to(c0[k], (batch_size, self.hidden_size)), jnp.broadcast_to(h0[k], (batch_size, out))
+            )
+            for k in range(n)
+        )
 
     def _check_state(self, state, batch: int) -> None:
         expected = self.initial_state(batch)
         if len(state) != len(expected):
-            raise ArgumentError(f"initial_state: expected {len(expected)} LSTMStates (layers x directions), "
-                             f"found {len(state)}")
+            raise ArgumentError(
+                f"initial_state: expected {len(expected)} LSTMStates (layers x directions), found {len(state)}"
+            )
         for k, (got, want) in enumerate(zip(state, expected)):
             if got.c.shape != want.c.shape or got.h.shape != want.h.shape:
-                raise ArgumentError(f"initial_state[{k}]: expected c{list(want.c.shape)} h{list(want.h.shape)}, "
-                                 f"found c{list(got.c.shape)} h{list(got.h.shape)}")
+                raise ArgumentError(
+                    f"initial_state[{k}]: expected c{list(want.c.shape)} h{list(want.h.shape)}, "
+                    f"found c{list(got.c.shape)} h{list(got.h.shape)}"
+                )
 
     def _recurrent_keep(self, batch: int, deterministic: bool):
         """float32[B, P] multiplier for h (0 or 1/(1-p)), or None when no recurrent dropout applies."""
@@ -129,8 +136,9 @@ class LSTM(nn.Module):
         if self.reverse and self.bidirectional:
             raise ArgumentError("reverse=True runs one direction backwards; it cannot be combined with bidirectional")
         if not 0 <= self.proj_size < self.hidden_size:
-            raise ArgumentError(f"proj_size: expected 0 <= proj_size < hidden_size ({self.hidden_size}), "
-                             f"found {self.proj_size}")
+            raise ArgumentError(
+                f"proj_size: expected 0 <= proj_size < hidden_size ({self.hidden_size}), found {self.proj_size}"
+            )
         batch, time, _ = x.shape
         mask = resolve_mask(batch, time, lengths, mask)
         if self.learn_initial_state:
@@ -148,12 +156,22 @@ class LSTM(nn.Module):
             for direction in range(self.num_directions):
                 suffix = "_reverse" if direction == 1 else ""  # PyTorch's naming
                 kernel_ih, kernel_hh, bias, proj = LSTMLayerWeights(
-                    self.hidden_size, self.proj_size, self.use_bias, name=f"layer_{layer}{suffix}")(seq.shape[-1])
+                    self.hidden_size, self.proj_size, self.use_bias, name=f"layer_{layer}{suffix}"
+                )(seq.shape[-1])
                 final, out = recurrence(
-                    seq, kernel_ih, kernel_hh, bias, initial_state[layer * self.num_directions + direction],
-                    mask_tm, kernel_proj=proj, h_keep=self._recurrent_keep(batch, deterministic),
-                    reverse=direction == 1 or (self.reverse and not self.bidirectional), unroll=self.unroll,
-                    implementation=self.implementation, batch_groups=self.batch_groups)
+                    seq,
+                    kernel_ih,
+                    kernel_hh,
+                    bias,
+                    initial_state[layer * self.num_directions + direction],
+                    mask_tm,
+                    kernel_proj=proj,
+                    h_keep=self._recurrent_keep(batch, deterministic),
+                    reverse=direction == 1 or (self.reverse and not self.bidirectional),
+                    unroll=self.unroll,
+                    implementation=self.implementation,
+                    batch_groups=self.batch_groups,
+                )
                 final_states.append(final)
                 outputs.append(out)
             seq = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)

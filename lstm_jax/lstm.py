@@ -30,8 +30,9 @@ class LSTMState(NamedTuple):
 
 def zeros_state(batch_size: int, hidden_size: int, proj_size: int = 0, dtype=jnp.float32) -> LSTMState:
     """A zero state: c float32[batch_size, hidden_size], h float32[batch_size, proj_size or hidden_size]."""
-    return LSTMState(c=jnp.zeros((batch_size, hidden_size), dtype),
-                     h=jnp.zeros((batch_size, proj_size or hidden_size), dtype))
+    return LSTMState(
+        c=jnp.zeros((batch_size, hidden_size), dtype), h=jnp.zeros((batch_size, proj_size or hidden_size), dtype)
+    )
 
 
 def reset_state(state, reset_mask: jax.Array):
@@ -159,9 +160,11 @@ def recurrence(
         x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih)  # all steps in one matmul
         if bias is not None:
             x_proj = x_proj + bias
-        return lstm_scan(x_proj, kernel_hh, state, mask, kernel_proj=kernel_proj, h_keep=h_keep,
-                         reverse=reverse, unroll=unroll)
+        return lstm_scan(
+            x_proj, kernel_hh, state, mask, kernel_proj=kernel_proj, h_keep=h_keep, reverse=reverse, unroll=unroll
+        )
     bias = jnp.zeros(kernel_hh.shape[-1], x.dtype) if bias is None else bias
-    (c, h), out = fused_lstm(x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse,
-                             batch_groups, unroll)
+    (c, h), out = fused_lstm(
+        x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse, batch_groups, unroll
+    )
     return LSTMState(c=c, h=h), out

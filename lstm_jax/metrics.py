@@ -58,6 +58,8 @@ def forgetting_summary(matrix) -> dict:
     """
     a = np.asarray(matrix, np.float64)
     n = a.shape[0]
-    drops = [a[j:n - 1, j].max() - a[n - 1, j] for j in range(n - 1)]
-    return {"final_average_accuracy": float(a[n - 1].mean()),
-            "average_forgetting": float(np.mean(drops)) if drops else 0.0}
+    drops = [a[j : n - 1, j].max() - a[n - 1, j] for j in range(n - 1)]
+    return {
+        "final_average_accuracy": float(a[n - 1].mean()),
+        "average_forgetting": float(np.mean(drops)) if drops else 0.0,
+    }

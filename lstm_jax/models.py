@@ -33,8 +33,12 @@ class CharLM(nn.Module):
         self.head = nn.Dense(self.vocab_size)
 
     def _lstm_kwargs(self) -> dict:
-        return dict(hidden_size=self.hidden_size, num_layers=self.num_layers, dropout=self.dropout,
-                    recurrent_dropout=self.recurrent_dropout)
+        return dict(
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+        )
 
     def __call__(self, tokens, state=None, *, lengths=None, mask=None, deterministic=True):
         x = self.embed(tokens)
@@ -69,8 +73,9 @@ class SequenceClassifier(nn.Module):
 
     def __call__(self, x, state=None, *, lengths=None, mask=None, deterministic=True):
         if self.features is not None and x.shape[-1] != self.features:
-            raise ArgumentError(f"x: expected float[B, T, {self.features}] (features={self.features}), "
-                                f"found shape {tuple(x.shape)}")
+            raise ArgumentError(
+                f"x: expected float[B, T, {self.features}] (features={self.features}), found shape {tuple(x.shape)}"
+            )
         _, state = self.lstm(x, state, lengths=lengths, mask=mask, deterministic=deterministic)
         return self.head(state[-1].h), state
 
@@ -81,8 +86,10 @@ class SequenceClassifier(nn.Module):
     def example_input(self):
         """float32[1, 1, F]: an input to initialise the parameters with (needs `features`)."""
         if self.features is None:
-            raise ConfigError("SequenceClassifier.features: expected the number of input features per step "
-                              "(it fixes the first kernel's shape), found None")
+            raise ConfigError(
+                "SequenceClassifier.features: expected the number of input features per step "
+                "(it fixes the first kernel's shape), found None"
+            )
         return jnp.zeros((1, 1, self.features), jnp.float32)
 
 
@@ -118,12 +125,15 @@ def remap_vocab_params(params: dict, old_vocab, new_vocab, fresh_params: dict) -
     `params`; tokens new to the model keep their rows from `fresh_params`; all other weights are
     copied from `params` unchanged."""
     out = jax.tree.map(np.asarray, params)
-    out["embed"] = {"embedding": remap_rows(params["embed"]["embedding"], old_vocab, new_vocab,
-                                            fresh_params["embed"]["embedding"], axis=0)}
-    out["head"] = {"kernel": remap_rows(params["head"]["kernel"], old_vocab, new_vocab,
-                                        fresh_params["head"]["kernel"], axis=1),
-                   "bias": remap_rows(params["head"]["bias"], old_vocab, new_vocab,
-                                      fresh_params["head"]["bias"], axis=0)}
+    out["embed"] = {
+        "embedding": remap_rows(
+            params["embed"]["embedding"], old_vocab, new_vocab, fresh_params["embed"]["embedding"], axis=0
+        )
+    }
+    out["head"] = {
+        "kernel": remap_rows(params["head"]["kernel"], old_vocab, new_vocab, fresh_params["head"]["kernel"], axis=1),
+        "bias": remap_rows(params["head"]["bias"], old_vocab, new_vocab, fresh_params["head"]["bias"], axis=0),
+    }
     return out
 
 

@@ -48,19 +48,28 @@ def replicate(mesh: Mesh, tree):
 def make_parallel_train_step(mesh: Mesh):
     """`train_step` jitted for the mesh: (replicated TrainState, row-sharded batch, rng) ->
     (replicated TrainState, metric sums)."""
-    return jax.jit(train_step, in_shardings=(replicated(mesh), rows(mesh), replicated(mesh)),
-                   out_shardings=(replicated(mesh), replicated(mesh)))
+    return jax.jit(
+        train_step,
+        in_shardings=(replicated(mesh), rows(mesh), replicated(mesh)),
+        out_shardings=(replicated(mesh), replicated(mesh)),
+    )
 
 
 def make_parallel_stateful_step(mesh: Mesh):
     """`stateful_train_step` jitted for the mesh; the carried LSTM state stays split by rows."""
-    return jax.jit(stateful_train_step,
-                   in_shardings=(replicated(mesh), rows(mesh), rows(mesh), replicated(mesh)),
-                   out_shardings=(replicated(mesh), rows(mesh), replicated(mesh)))
+    return jax.jit(
+        stateful_train_step,
+        in_shardings=(replicated(mesh), rows(mesh), rows(mesh), replicated(mesh)),
+        out_shardings=(replicated(mesh), rows(mesh), replicated(mesh)),
+    )
 
 
 def run_metadata() -> dict:
     """Where this run ran: host count, this process's index, local and global device counts."""
-    return {"process_count": jax.process_count(), "process_index": jax.process_index(),
-            "local_devices": jax.local_device_count(), "devices": jax.device_count(),
-            "platform": jax.default_backend()}
+    return {
+        "process_count": jax.process_count(),
+        "process_index": jax.process_index(),
+        "local_devices": jax.local_device_count(),
+        "devices": jax.device_count(),
+        "platform": jax.default_backend(),
+    }

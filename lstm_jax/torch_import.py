@@ -25,14 +25,23 @@ def from_torch(torch_lstm, *, unroll: int = 2) -> tuple[LSTM, dict]:
     layers is carried over (it acts only when called with deterministic=False).
     """
     t = torch_lstm
-    module = LSTM(hidden_size=t.hidden_size, num_layers=t.num_layers, bidirectional=t.bidirectional,
-                  proj_size=t.proj_size, dropout=float(t.dropout), use_bias=t.bias, unroll=unroll)
+    module = LSTM(
+        hidden_size=t.hidden_size,
+        num_layers=t.num_layers,
+        bidirectional=t.bidirectional,
+        proj_size=t.proj_size,
+        dropout=float(t.dropout),
+        use_bias=t.bias,
+        unroll=unroll,
+    )
     params = {}
     for layer in range(t.num_layers):
         for suffix in ("", "_reverse") if t.bidirectional else ("",):
             name = f"l{layer}{suffix}"
-            weights = {"kernel_ih": _array(getattr(t, f"weight_ih_{name}")).T,
-                       "kernel_hh": _array(getattr(t, f"weight_hh_{name}")).T}
+            weights = {
+                "kernel_ih": _array(getattr(t, f"weight_ih_{name}")).T,
+                "kernel_hh": _array(getattr(t, f"weight_hh_{name}")).T,
+            }
             if t.bias:
                 weights["bias"] = _array(getattr(t, f"bias_ih_{name}")) + _array(getattr(t, f"bias_hh_{name}"))
             if t.proj_size:

@@ -18,6 +18,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from lstm_jax.errors import ArgumentError, CheckpointError, TrainingDiverged
+from lstm_jax.evaluation import Evaluator, split_window
 from lstm_jax.lstm import reset_state
 from lstm_jax.metrics import MetricSums, token_sums
 from lstm_jax.timing import Timed
@@ -27,8 +28,14 @@ log = logging.getLogger(__name__)
 SCHEDULES = ("constant", "cosine", "exponential")
 
 
-def make_schedule(learning_rate: float, total_steps: int, *, schedule: str = "cosine", warmup_steps: int = 0,
-                  final_lr_factor: float = 1.0) -> optax.Schedule:
+def make_schedule(
+    learning_rate: float,
+    total_steps: int,
+    *,
+    schedule: str = "cosine",
+    warmup_steps: int = 0,
+    final_lr_factor: float = 1.0,
+) -> optax.Schedule:
     """Linear warm-up over `warmup_steps`, then constant, cosine or exponential decay to
     `learning_rate * final_lr_factor` at `total_steps` (cosine: Loshchilov & Hutter 2017)."""
     if schedule not in SCHEDULES:
@@ -46,12 +53,22 @@ def make_schedule(learning_rate: float, total_steps: int, *, schedule: str = "co
     return optax.join_schedules([warmup, main], [warmup_steps])
 
 
-def make_optimizer(learning_rate: float, total_steps: int, *, schedule: str = "cosine", warmup_steps: int = 0,
-                   final_lr_factor: float = 1.0, clip_norm: float | None = None) -> optax.GradientTransformation:
+def make_optimizer(
+    learning_rate: float,
+    total_steps: int,
+    *,
+    schedule: str = "cosine",
+    warmup_steps: int = 0,
+    final_lr_factor: float = 1.0,
+    clip_norm: float | None = None,
+) -> optax.GradientTransformation:
     """Adam (Kingma & Ba 2015) on the schedule of `make_schedule`, after clipping the global
     gradient norm to `clip_norm` (Pascanu et al. 2013) when it is given."""
-    adam = optax.adam(make_schedule(learning_rate, total_steps, schedule=schedule, warmup_steps=warmup_steps,
-                                    final_lr_factor=final_lr_factor))
+    adam = optax.adam(
+        make_schedule(
+            learning_rate, total_steps, schedule=schedule, warmup_steps=warmup_steps, final_lr_factor=final_lr_factor
+        )
+    )
     return adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
 
 
@@ -63,11 +80,6 @@ def create_train_state(model, params, tx) -> TrainState:
 def init_params(model, key: jax.Array):
     """Fresh parameters for any model of `lstm_jax.models` (shaped by its `example_input()`)."""
     return model.init(key, model.example_input())["params"]
-
-
-def split_window(w):
-    """Batch of windows int32[B, T+1] -> {"inputs", "targets": int32[B, T], "weights": float32[B, T]}."""
-    return {"inputs": w[:, :-1], "targets": w[:, 1:], "weights": jnp.ones(w[:, 1:].shape, jnp.float32)}
 
 
 def _apply(state: TrainState, params, inputs, carry, rng):
@@ -115,8 +127,12 @@ def stateful_train_step(state: TrainState, batch: dict, carry, rng: jax.Array | 
     return state.apply_gradients(grads=grads), jax.lax.stop_gradient(new_carry), metrics
 
 
-GUARDS = ("loss is NaN or infinite", "gradient norm is NaN or infinite", "parameters are NaN or infinite",
-          "loss exploded")
+GUARDS = (
+    "loss is NaN or infinite",
+    "gradient norm is NaN or infinite",
+    "parameters are NaN or infinite",
+    "loss exploded",
+)
 EXPLODED_FACTOR = 100.0  # a loss above this many times ln(V), a uniform guess's loss, has diverged
 
 
@@ -144,8 +160,14 @@ def make_train_chunk(batch_size: int):
             idx = jax.lax.dynamic_slice_in_dim(order, (start + i) * batch_size, batch_size)
             new, metrics = train_step(state, split_window(windows[idx]), jax.random.fold_in(key, state.step))
             loss = metrics.sums.mean_loss()
-            passed = jnp.stack([jnp.isfinite(loss), jnp.isfinite(metrics.grad_norm),
-                                jnp.isfinite(optax.tree.norm(new.params)), loss <= max_loss])
+            passed = jnp.stack(
+                [
+                    jnp.isfinite(loss),
+                    jnp.isfinite(metrics.grad_norm),
+                    jnp.isfinite(optax.tree.norm(new.params)),
+                    loss <= max_loss,
+                ]
+            )
             ok = jnp.all(passed)
             state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
             sums = MetricSums(*(v + jnp.where(ok, m, 0.0) for v, m in zip(sums, metrics.sums)))
@@ -184,66 +206,6 @@ def make_stateful_train_epoch(model):
     return jax.jit(epoch)
 
 
-def _pad_batches(windows: np.ndarray, batch_size: int):
-    """Pad windows int32[N, T+1] with zero rows to whole batches: (int32[K, B, T+1], float32[K, B])."""
-    n = windows.shape[0]
-    k = -(-n // batch_size)
-    padded = np.zeros((k * batch_size,) + windows.shape[1:], windows.dtype)
-    padded[:n] = windows
-    row_weight = np.zeros(k * batch_size, np.float32)
-    row_weight[:n] = 1.0
-    return padded.reshape(k, batch_size, -1), row_weight.reshape(k, batch_size)
-
-
-def make_evaluate(apply_fn):
-    """A jitted `(params, batches int32[K, B, T+1], row_weight float32[K, B]) -> MetricSums`."""
-
-    def evaluate(params, batches, row_weight):
-        def body(total, inputs):
-            w, rw = inputs
-            batch = split_window(w)
-            logits, _ = apply_fn({"params": params}, batch["inputs"])
-            sums = token_sums(logits, batch["targets"], batch["weights"] * rw[:, None])
-            return total.add(sums), None
-
-        total, _ = jax.lax.scan(body, MetricSums.zeros(), (batches, row_weight))
-        return total
-
-    return jax.jit(evaluate)
-
-
-def make_predict(apply_fn):
-    """A jitted `(params, batches int32[K, B, T+1]) -> logits float32[K, B, T, V]`."""
-
-    def predict(params, batches):
-        def body(_, w):
-            logits, _ = apply_fn({"params": params}, w[:, :-1])
-            return None, logits
-
-        return jax.lax.scan(body, None, batches)[1]
-
-    return jax.jit(predict)
-
-
-class Evaluator:
-    """Loss/accuracy and logits of a model on window sets, compiled once per shape and timed."""
-
-    def __init__(self, apply_fn, batch_size: int):
-        self.batch_size = batch_size
-        self.evaluate = Timed(make_evaluate(apply_fn))
-        self.predict_fn = Timed(make_predict(apply_fn))
-
-    def metrics(self, params, windows: np.ndarray, prefix: str = "") -> dict:
-        batches, row_weight = _pad_batches(windows, self.batch_size)
-        return self.evaluate(params, batches, row_weight).summary(prefix)
-
-    def predict(self, params, windows: np.ndarray) -> np.ndarray:
-        """Next-token logits float32[N, T, V] for windows int32[N, T+1]."""
-        batches, _ = _pad_batches(windows, self.batch_size)
-        logits = np.asarray(self.predict_fn(params, batches))
-        return logits.reshape((-1,) + logits.shape[2:])[: windows.shape[0]]
-
-
 class FitResult(NamedTuple):
     """What `fit` returns: the trained `TrainState`, one dict per epoch (epoch, train_loss,
     train_accuracy, heldout_loss, heldout_accuracy) and the `Timed` programs by name."""
@@ -276,9 +238,20 @@ def _progress_bar(total: int, initial: int, desc: str):
     return tqdm(total=total, initial=initial, desc=desc, unit="step")
 
 
-def fit(state: TrainState, train: np.ndarray, heldout: np.ndarray, *, epochs: int, batch_size: int,
-        evaluator: Evaluator, key: jax.Array, desc: str = "train", checkpointer=None,
-        max_loss: float = np.inf, on_epoch=None) -> FitResult:
+def fit(
+    state: TrainState,
+    train: np.ndarray,
+    heldout: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    evaluator: Evaluator,
+    key: jax.Array,
+    desc: str = "train",
+    checkpointer=None,
+    max_loss: float = np.inf,
+    on_epoch=None,
+) -> FitResult:
     """Train for `epochs` shuffled epochs on windows int32[N, T+1]; evaluate the held-out
     windows int32[M, T+1] after each.
 
@@ -321,23 +294,40 @@ def fit(state: TrainState, train: np.ndarray, heldout: np.ndarray, *, epochs: in
         while batch < n_batches:
             # Chunks end on multiples of `every` global steps, so a resumed run cuts the same way.
             n = min(every - int(state.step) % every, n_batches - batch)
-            state, chunk_sums, bad = run_chunk(state, train_dev, order, np.int32(batch), np.int32(n), dropout_key,
-                                               np.float32(max_loss))
+            state, chunk_sums, bad = run_chunk(
+                state, train_dev, order, np.int32(batch), np.int32(n), dropout_key, np.float32(max_loss)
+            )
             if int(bad["step"]) >= 0:
                 raise TrainingDiverged(
                     f"{desc}: step {int(bad['step'])} (epoch {epoch + 1}): {GUARDS[int(bad['guard'])]} "
                     f"(loss {float(bad['loss']):.4g}, limit {max_loss:.4g}); lower the learning rate or check the "
-                    "data. Training stopped before this step; no checkpoint holds its state")
+                    "data. Training stopped before this step; no checkpoint holds its state"
+                )
             sums = jax.tree.map(lambda a, b: np.float32(a + b), sums, chunk_sums)
             batch += n
             if bar is not None:
                 bar.update(n)
             if checkpointer is not None and int(state.step) % every == 0:
-                checkpointer.save(state, {"epoch": epoch, "batch": batch, "sums": sums, "history": history,
-                                          "key": np.asarray(jax.random.key_data(key)).tolist()})
+                checkpointer.save(
+                    state,
+                    {
+                        "epoch": epoch,
+                        "batch": batch,
+                        "sums": sums,
+                        "history": history,
+                        "key": np.asarray(jax.random.key_data(key)).tolist(),
+                    },
+                )
         row = {"epoch": epoch + 1, **sums.summary("train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
-        log.info("%s: epoch %d/%d: train loss %.4f, held-out loss %.4f, held-out accuracy %.4f", desc, epoch + 1,
-                 epochs, row["train_loss"], row["heldout_loss"], row["heldout_accuracy"])
+        log.info(
+            "%s: epoch %d/%d: train loss %.4f, held-out loss %.4f, held-out accuracy %.4f",
+            desc,
+            epoch + 1,
+            epochs,
+            row["train_loss"],
+            row["heldout_loss"],
+            row["heldout_accuracy"],
+        )
         if bar is not None:
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", heldout_acc=f"{row['heldout_accuracy']:.3f}")
         history.append(row)
@@ -350,9 +340,21 @@ def fit(state: TrainState, train: np.ndarray, heldout: np.ndarray, *, epochs: in
     return FitResult(state, history, {f"{desc}_steps": run_chunk})
 
 
-def train_model(model, params, train: np.ndarray, heldout: np.ndarray, *, tx: optax.GradientTransformation,
-                epochs: int, batch_size: int, eval_batch_size: int, key: jax.Array, desc: str = "train",
-                checkpointer=None, on_epoch=None) -> TrainResult:
+def train_model(
+    model,
+    params,
+    train: np.ndarray,
+    heldout: np.ndarray,
+    *,
+    tx: optax.GradientTransformation,
+    epochs: int,
+    batch_size: int,
+    eval_batch_size: int,
+    key: jax.Array,
+    desc: str = "train",
+    checkpointer=None,
+    on_epoch=None,
+) -> TrainResult:
     """Train a token model (e.g. `CharLM`) from `params` with optimizer `tx` by `fit`, then
     evaluate the trained parameters exactly on both splits.
 
@@ -363,7 +365,18 @@ def train_model(model, params, train: np.ndarray, heldout: np.ndarray, *, tx: op
     state = create_train_state(model, params, tx)
     evaluator = Evaluator(model.apply, eval_batch_size)
     max_loss = EXPLODED_FACTOR * float(np.log(model.vocab_size))
-    state, history, timers = fit(state, train, heldout, epochs=epochs, batch_size=batch_size, evaluator=evaluator,
-                                 key=key, desc=desc, checkpointer=checkpointer, max_loss=max_loss, on_epoch=on_epoch)
+    state, history, timers = fit(
+        state,
+        train,
+        heldout,
+        epochs=epochs,
+        batch_size=batch_size,
+        evaluator=evaluator,
+        key=key,
+        desc=desc,
+        checkpointer=checkpointer,
+        max_loss=max_loss,
+        on_epoch=on_epoch,
+    )
     final = {**evaluator.metrics(state.params, train, "train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
     return TrainResult(state, history, final, evaluator, {**timers, f"{desc}_evaluate": evaluator.evaluate})

@@ -28,11 +28,11 @@ class Vocabulary:
             raise DataError("vocabulary: tokens must be unique")
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocabulary":
+    def from_text(cls, text: str) -> Vocabulary:
         """PAD, UNK, then the distinct characters of `text` in sorted order."""
         return cls(SPECIALS + tuple(sorted(set(text))))
 
-    def union(self, other: "Vocabulary") -> "Vocabulary":
+    def union(self, other: Vocabulary) -> Vocabulary:
         """This vocabulary's tokens in their order, then `other`'s new tokens in theirs."""
         seen = set(self.tokens)
         return Vocabulary(self.tokens + tuple(t for t in other.tokens if t not in seen))
@@ -63,14 +63,14 @@ class Vocabulary:
         return json.dumps(list(self.tokens), ensure_ascii=False, indent=1) + "\n"
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: vocabulary file not found")
         return cls.from_list(json.loads(path.read_text("utf-8")), str(path))
 
     @classmethod
-    def from_list(cls, tokens, where: str = "vocabulary") -> "Vocabulary":
+    def from_list(cls, tokens, where: str = "vocabulary") -> Vocabulary:
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise DataError(f"{where}: expected a JSON list of strings")
         return cls(tuple(tokens))

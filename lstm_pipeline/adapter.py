@@ -19,8 +19,14 @@ def char_lm(model: ModelConfig, vocab_size: int) -> CharLM:
 
 def optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
     """`lstm_jax.train.make_optimizer` from an `optimizer` section, for a run of `total_steps`."""
-    return make_optimizer(cfg.learning_rate, total_steps, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps,
-                          final_lr_factor=cfg.final_lr_factor, clip_norm=cfg.clip_norm)
+    return make_optimizer(
+        cfg.learning_rate,
+        total_steps,
+        schedule=cfg.schedule,
+        warmup_steps=cfg.warmup_steps,
+        final_lr_factor=cfg.final_lr_factor,
+        clip_norm=cfg.clip_norm,
+    )
 
 
 def optimizer_record(cfg: OptimizerConfig, total_steps: int) -> dict:

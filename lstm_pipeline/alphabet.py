@@ -37,8 +37,9 @@ def value(letters) -> np.ndarray:
     return np.asarray(letters, np.float32) / np.float32(len(LETTERS))
 
 
-def build_patterns(kind: str, order: np.ndarray, *, window: int = 3, samples: int = 1000, max_length: int = 5,
-                   seed: int = 0) -> Patterns:
+def build_patterns(
+    kind: str, order: np.ndarray, *, window: int = 3, samples: int = 1000, max_length: int = 5, seed: int = 0
+) -> Patterns:
     """The training patterns of one framing over the letter sequence `order` int[26].
 
     one_char:        letter k -> letter k+1                     x[25, 1, 1]
@@ -64,8 +65,8 @@ def build_patterns(kind: str, order: np.ndarray, *, window: int = 3, samples: in
         for i in range(samples):
             start = int(rng.integers(0, n - 1))
             length = int(rng.integers(1, min(max_length, n - 1 - start) + 1))
-            x[i, max_length - length:, 0] = value(order[start:start + length])
-            mask[i, max_length - length:] = True
+            x[i, max_length - length :, 0] = value(order[start : start + length])
+            mask[i, max_length - length :] = True
             y[i] = order[start + length]
         return Patterns(x, y, mask)
     raise ValueError(f"kind: expected one of {KINDS}, found {kind!r}")

@@ -39,8 +39,11 @@ def cmd_report(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     debug = debug_flag()
-    parser = argparse.ArgumentParser(prog="lstm-pipeline", parents=[debug],
-                                     description="Check params, gate metrics and report on the lstm-jax pipeline.")
+    parser = argparse.ArgumentParser(
+        prog="lstm-pipeline",
+        parents=[debug],
+        description="Check params, gate metrics and report on the lstm-jax pipeline.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -48,17 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("params", nargs="?", default="params.yaml", help="params file (default: params.yaml)")
     p.set_defaults(func=cmd_check_params)
 
-    p = sub.add_parser("check-metrics", parents=[debug],
-                       help="check metrics against the bands in thresholds.yaml (CI gate)",
-                       description="Print every metric named in the thresholds file with its value, band, baseline "
-                                   "and verdict; exit 1 if any is missing, outside its band, or (with --baseline) "
-                                   "further from the committed value than its tolerance.")
+    p = sub.add_parser(
+        "check-metrics",
+        parents=[debug],
+        help="check metrics against the bands in thresholds.yaml (CI gate)",
+        description="Print every metric named in the thresholds file with its value, band, baseline "
+        "and verdict; exit 1 if any is missing, outside its band, or (with --baseline) "
+        "further from the committed value than its tolerance.",
+    )
     p.add_argument("--thresholds", default="thresholds.yaml", help="bands and tolerances (default: thresholds.yaml)")
     p.add_argument("--baseline", metavar="REV", help="git revision whose committed metrics are the baseline, e.g. HEAD")
     p.set_defaults(func=cmd_check_metrics)
 
-    p = sub.add_parser("report", parents=[debug],
-                       help="write an HTML report of the pipeline's figures, tables and metrics")
+    p = sub.add_parser(
+        "report", parents=[debug], help="write an HTML report of the pipeline's figures, tables and metrics"
+    )
     p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
     p.add_argument("--dvc-plots", help="the index.html written by `dvc plots show -o DIR`, to link from the report")
     p.set_defaults(func=cmd_report)

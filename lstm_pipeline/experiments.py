@@ -54,8 +54,12 @@ def run_alphabet_framing(cfg, framing) -> tuple[dict, list[dict], dict]:
     loss_rows is the mean training loss over seeds per epoch (at most ~100 rows).
     """
     orders = {name: letter_order(name == "scrambled", cfg.scramble_seed) for name in ALPHABETS}
-    patterns = {name: build_patterns(framing.kind, order, window=cfg.window, samples=cfg.samples,
-                                     max_length=cfg.max_length, seed=cfg.data_seed) for name, order in orders.items()}
+    patterns = {
+        name: build_patterns(
+            framing.kind, order, window=cfg.window, samples=cfg.samples, max_length=cfg.max_length, seed=cfg.data_seed
+        )
+        for name, order in orders.items()
+    }
     runs = [(name, seed) for name in ALPHABETS for seed in range(cfg.seeds)]
     x = np.stack([patterns[a].x for a, _ in runs])
     y = np.stack([patterns[a].y for a, _ in runs])
@@ -63,8 +67,16 @@ def run_alphabet_framing(cfg, framing) -> tuple[dict, list[dict], dict]:
     keys = jnp.stack([jax.random.key(seed) for _, seed in runs])  # same init for both alphabets
 
     model = SequenceClassifier(num_classes=26, hidden_size=framing.hidden_size, features=x.shape[-1])
-    train = Timed(make_trainer(model, epochs=framing.epochs, batch_size=framing.batch_size,
-                               shuffle=framing.shuffle, stateful=framing.stateful, learning_rate=cfg.learning_rate))
+    train = Timed(
+        make_trainer(
+            model,
+            epochs=framing.epochs,
+            batch_size=framing.batch_size,
+            shuffle=framing.shuffle,
+            stateful=framing.stateful,
+            learning_rate=cfg.learning_rate,
+        )
+    )
     params, epoch_loss = train(keys, x, y, mask)
     accuracy = make_accuracy(model, stateful=framing.stateful)
     n = x.shape[1]
@@ -74,23 +86,33 @@ def run_alphabet_framing(cfg, framing) -> tuple[dict, list[dict], dict]:
     metrics = {"patterns": int(n), "epochs": framing.epochs}
     for name in ALPHABETS:
         rows = [i for i, (a, _) in enumerate(runs) if a == name]
-        metrics[name] = {"train_accuracy": _mean_std(in_order[rows]),
-                         "random_order_accuracy": _mean_std(shuffled[rows]),
-                         "train_accuracy_per_seed": [float(v) for v in in_order[rows]]}
+        metrics[name] = {
+            "train_accuracy": _mean_std(in_order[rows]),
+            "random_order_accuracy": _mean_std(shuffled[rows]),
+            "train_accuracy_per_seed": [float(v) for v in in_order[rows]],
+        }
     if framing.stateful:
         metrics["recital"] = _recitals(model, params, runs, orders)
 
     loss = np.asarray(epoch_loss)
     every = max(1, framing.epochs // 100)
-    loss_rows = [{"epoch": e + 1, **{f"{name}_loss": float(loss[[i for i, (a, _) in enumerate(runs) if a == name], e]
-                                                          .mean()) for name in ALPHABETS}}
-                 for e in range(0, framing.epochs, every)]
+    loss_rows = [
+        {
+            "epoch": e + 1,
+            **{
+                f"{name}_loss": float(loss[[i for i, (a, _) in enumerate(runs) if a == name], e].mean())
+                for name in ALPHABETS
+            },
+        }
+        for e in range(0, framing.epochs, every)
+    ]
     return metrics, loss_rows, {"train": train}
 
 
 def _recitals(model, params, runs, orders) -> dict:
     """Per alphabet and seed: 25 letters recited from its first letter, and the prediction for
     the letter 11th in its order (K for the real alphabet) from a zero state."""
+
     def encode(letter):  # as alphabet.value: index / 26, one feature
         return (letter.astype(jnp.float32) / len(LETTERS))[None]
 
@@ -98,13 +120,18 @@ def _recitals(model, params, runs, orders) -> dict:
     out = {}
     for name in ALPHABETS:
         rows = np.array([i for i, (a, _) in enumerate(runs) if a == name])
-        sub = jax.tree.map(lambda p: p[rows], params)
+        sub = jax.tree.map(lambda p, rows=rows: p[rows], params)
         order = orders[name]
         from_first = np.asarray(recite(sub, int(order[0])))
         cold = np.asarray(recite_one(sub, int(order[10])))
-        out[name] = {"seed_letter": spell(order[:1]), "recited": [spell(r) for r in from_first],
-                     "expected": spell(order[1:]), "cold_letter": spell(order[10:11]),
-                     "cold_prediction": [spell(r) for r in cold], "cold_expected": spell(order[11:12])}
+        out[name] = {
+            "seed_letter": spell(order[:1]),
+            "recited": [spell(r) for r in from_first],
+            "expected": spell(order[1:]),
+            "cold_letter": spell(order[10:11]),
+            "cold_prediction": [spell(r) for r in cold],
+            "cold_expected": spell(order[11:12]),
+        }
     return out
 
 
@@ -119,9 +146,15 @@ def run_sequential(cfg) -> dict:
     length fit the same model. Returns {"matrix": A[i][j] (accuracy on test set j after
     training on dataset i), "joint": accuracy per test set, "loss_rows": per-epoch losses}.
     """
-    sets = shifted_datasets(cfg.datasets, seed=cfg.seed, size=cfg.train_size + cfg.test_size,
-                            min_length=cfg.min_length, max_length=cfg.max_length, features=cfg.features,
-                            shift=cfg.shift)
+    sets = shifted_datasets(
+        cfg.datasets,
+        seed=cfg.seed,
+        size=cfg.train_size + cfg.test_size,
+        min_length=cfg.min_length,
+        max_length=cfg.max_length,
+        features=cfg.features,
+        shift=cfg.shift,
+    )
     train_sets, test_sets = zip(*(split(s, cfg.train_size) for s in sets))
     model = SequenceClassifier(num_classes=2, hidden_size=cfg.hidden_size, features=cfg.features)
     steps_per_epoch = cfg.train_size // cfg.batch_size
@@ -134,9 +167,21 @@ def run_sequential(cfg) -> dict:
 
     def fit(params, key, data: SequenceSet, epoch_steps: int):
         if epoch_steps not in compiled:
-            compiled[epoch_steps] = jax.jit(lambda p, k, x, y, m: fit_epochs(
-                model, optimizer(epoch_steps), p, k, x, y, m, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                shuffle=True, stateful=False))
+            compiled[epoch_steps] = jax.jit(
+                lambda p, k, x, y, m: fit_epochs(
+                    model,
+                    optimizer(epoch_steps),
+                    p,
+                    k,
+                    x,
+                    y,
+                    m,
+                    epochs=cfg.epochs,
+                    batch_size=cfg.batch_size,
+                    shuffle=True,
+                    stateful=False,
+                )
+            )
         return compiled[epoch_steps](params, key, data.x, data.y, data.mask)
 
     accuracy = jax.jit(lambda p, x, y, m: jnp.mean(jnp.argmax(model.apply({"params": p}, x, mask=m)[0], -1) == y))
@@ -153,5 +198,4 @@ def run_sequential(cfg) -> dict:
     joint_data = concat(list(train_sets))  # N x the data for the same epochs = the same number of steps
     joint_params, joint_losses = fit(init, jax.random.fold_in(key, 99), joint_data, steps_per_epoch * cfg.datasets)
     joint = [float(accuracy(joint_params, t.x, t.y, t.mask)) for t in test_sets]
-    return {"matrix": matrix, "joint": joint, "loss_rows": loss_rows,
-            "joint_loss": [float(v) for v in joint_losses]}
+    return {"matrix": matrix, "joint": joint, "loss_rows": loss_rows, "joint_loss": [float(v) for v in joint_losses]}

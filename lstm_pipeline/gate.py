@@ -48,8 +48,9 @@ def load_thresholds(path: str | Path) -> list[Check]:
             raise ConfigError(f"{path}: {file}: expected a mapping of metric names to rules")
         for key, rule in metrics.items():
             if not isinstance(rule, dict) or not rule or set(rule) - RULE_KEYS:
-                raise ConfigError(f"{path}: {file}: {key}: expected a rule with keys from {sorted(RULE_KEYS)}, "
-                                  f"found {rule!r}")
+                raise ConfigError(
+                    f"{path}: {file}: {key}: expected a rule with keys from {sorted(RULE_KEYS)}, found {rule!r}"
+                )
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rule.values()):
                 raise ConfigError(f"{path}: {file}: {key}: expected numbers, found {rule!r}")
             checks.append(Check(str(file), str(key), rule))
@@ -92,7 +93,8 @@ def run_checks(checks: list[Check], root: Path = Path("."), baseline: str | None
         elif baseline is not None and c.baseline is None:
             c.verdict = "FAIL: no baseline"
         elif baseline is not None and abs(c.value - c.baseline) > c.rule.get("atol", 0.0) + c.rule.get(
-                "rtol", 0.0) * abs(c.baseline):
+            "rtol", 0.0
+        ) * abs(c.baseline):
             c.verdict = "FAIL: differs from baseline"
         else:
             c.verdict = "ok"

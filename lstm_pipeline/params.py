@@ -49,8 +49,10 @@ class TextSource:
     def validate(self, where: str, root: Path) -> int:
         """Check the source and return its length in characters (reading the file, if any)."""
         if (self.text is None) == (self.path is None):
-            raise ConfigError(f"{where}: expected exactly one of 'text' or 'path', found "
-                              f"{'both' if self.text is not None else 'neither'}")
+            raise ConfigError(
+                f"{where}: expected exactly one of 'text' or 'path', found "
+                f"{'both' if self.text is not None else 'neither'}"
+            )
         if self.text == "":
             raise ConfigError(f"{where}.text: expected a non-empty string, found ''")
         if self.text is not None:
@@ -87,8 +89,9 @@ class ModelConfig:
 @dataclass(frozen=True)
 class OptimizerConfig:
     learning_rate: float = _check(rule=lambda v: v > 0, expect="a number > 0")
-    schedule: str = _check(rule=lambda v: v in ("constant", "cosine", "exponential"),
-                           expect="one of 'constant', 'cosine', 'exponential'")
+    schedule: str = _check(
+        rule=lambda v: v in ("constant", "cosine", "exponential"), expect="one of 'constant', 'cosine', 'exponential'"
+    )
     warmup_steps: int = _check(rule=lambda v: v >= 0, expect="an integer >= 0")
     final_lr_factor: float = _check(rule=lambda v: 0 < v <= 1, expect="a number in (0, 1]")
     clip_norm: float = _check(rule=lambda v: v > 0, expect="a number > 0")
@@ -148,8 +151,12 @@ class AlphabetConfig:
     framings: dict[str, FramingConfig] = field(default_factory=dict)
 
     def patterns_count(self, kind: str) -> int:
-        return {"one_char": 25, "window_features": 26 - self.window, "window_steps": 26 - self.window,
-                "variable_length": self.samples}[kind]
+        return {
+            "one_char": 25,
+            "window_features": 26 - self.window,
+            "window_steps": 26 - self.window,
+            "variable_length": self.samples,
+        }[kind]
 
 
 @dataclass(frozen=True)
@@ -194,8 +201,9 @@ def _describe(tp) -> str:
         return "a mapping"
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false",
-            type(None): "null"}.get(tp, str(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false", type(None): "null"}.get(
+        tp, str(tp)
+    )
 
 
 def _parse(tp, raw, where: str):
@@ -276,38 +284,51 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
         if not name.isidentifier():
             raise ConfigError(f"{where}: expected a name of letters, digits and _")
         try:
-            train_windows[name], _ = window_counts(text.validate(where, root), p.seq_length, p.stride,
-                                                   p.heldout_fraction)
+            train_windows[name], _ = window_counts(
+                text.validate(where, root), p.seq_length, p.stride, p.heldout_fraction
+            )
         except ConfigError:
             raise
         except LstmJaxError as exc:
             raise ConfigError(f"{where}: {exc} (see prepare.seq_length, prepare.heldout_fraction)") from None
-    for key, name in (("train.dataset", params.train.dataset),
-                      ("transfer.dataset", params.transfer.dataset),
-                      ("transfer.forgetting_dataset", params.transfer.forgetting_dataset)):
+    for key, name in (
+        ("train.dataset", params.train.dataset),
+        ("transfer.dataset", params.transfer.dataset),
+        ("transfer.forgetting_dataset", params.transfer.forgetting_dataset),
+    ):
         if name not in p.texts:
             raise ConfigError(f"{source}: {key}: expected one of {sorted(p.texts)}, found {name!r}")
     for section, run in (("train", params.train), ("transfer", params.transfer)):
         n = train_windows[run.dataset]
         if run.batch_size > n:
-            raise ConfigError(f"{source}: {section}.batch_size: expected at most the {n} training windows of "
-                              f"{run.dataset!r}, found {run.batch_size}")
+            raise ConfigError(
+                f"{source}: {section}.batch_size: expected at most the {n} training windows of "
+                f"{run.dataset!r}, found {run.batch_size}"
+            )
         total = count_steps(n, run.batch_size, run.epochs)
         if run.optimizer.warmup_steps > total:
-            raise ConfigError(f"{source}: {section}.optimizer.warmup_steps: expected at most the {total} "
-                              f"training steps, found {run.optimizer.warmup_steps}")
+            raise ConfigError(
+                f"{source}: {section}.optimizer.warmup_steps: expected at most the {total} "
+                f"training steps, found {run.optimizer.warmup_steps}"
+            )
     seq = params.sequential
     if seq.min_length > seq.max_length:
-        raise ConfigError(f"{source}: sequential.min_length: expected at most sequential.max_length "
-                          f"({seq.max_length}), found {seq.min_length}")
+        raise ConfigError(
+            f"{source}: sequential.min_length: expected at most sequential.max_length "
+            f"({seq.max_length}), found {seq.min_length}"
+        )
     if seq.batch_size > seq.train_size:
-        raise ConfigError(f"{source}: sequential.batch_size: expected at most sequential.train_size "
-                          f"({seq.train_size}), found {seq.batch_size}")
+        raise ConfigError(
+            f"{source}: sequential.batch_size: expected at most sequential.train_size "
+            f"({seq.train_size}), found {seq.batch_size}"
+        )
     for name, framing in params.alphabet.framings.items():
         n = params.alphabet.patterns_count(framing.kind)
         if framing.batch_size > n:
-            raise ConfigError(f"{source}: alphabet.framings.{name}.batch_size: expected at most the {n} patterns "
-                              f"of kind {framing.kind!r}, found {framing.batch_size}")
+            raise ConfigError(
+                f"{source}: alphabet.framings.{name}.batch_size: expected at most the {n} patterns "
+                f"of kind {framing.kind!r}, found {framing.batch_size}"
+            )
     return params
 
 

@@ -41,15 +41,28 @@ def heatmap(path: str | Path, matrix, *, xlabel: str, ylabel: str, title: str, d
     _save(fig, path, dpi)
 
 
-def curves_plot(path: str | Path, series: dict[str, list[dict]], x: str, styles: dict[str, str], *, title: str,
-                ylabel: str, dpi: int = 100) -> None:
+def curves_plot(
+    path: str | Path,
+    series: dict[str, list[dict]],
+    x: str,
+    styles: dict[str, str],
+    *,
+    title: str,
+    ylabel: str,
+    dpi: int = 100,
+) -> None:
     """Several runs' curves on log-log axes: one colour per entry of `series`, one line style
     per column in `styles` (column -> matplotlib style)."""
     fig, ax = plt.subplots(figsize=(8, 5))
     for k, (name, rows) in enumerate(series.items()):
         for column, style in styles.items():
-            ax.plot([r[x] for r in rows], [r[column] for r in rows], style, color=f"C{k}",
-                    label=name if style == next(iter(styles.values())) else None)
+            ax.plot(
+                [r[x] for r in rows],
+                [r[column] for r in rows],
+                style,
+                color=f"C{k}",
+                label=name if style == next(iter(styles.values())) else None,
+            )
     ax.set(title=title, xlabel=x, ylabel=ylabel, xscale="log", yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -23,8 +23,9 @@ class SequenceSet:
     mask: np.ndarray
 
 
-def shifted_datasets(n_datasets: int, *, seed: int, size: int, min_length: int, max_length: int,
-                     features: int, shift: float) -> list[SequenceSet]:
+def shifted_datasets(
+    n_datasets: int, *, seed: int, size: int, min_length: int, max_length: int, features: int, shift: float
+) -> list[SequenceSet]:
     """`n_datasets` datasets of `size` sequences each, reproducible from `seed`."""
     rng = np.random.default_rng(seed)
     u = rng.normal(size=features)
@@ -43,8 +44,10 @@ def shifted_datasets(n_datasets: int, *, seed: int, size: int, min_length: int, 
 
 def split(ds: SequenceSet, n_train: int) -> tuple[SequenceSet, SequenceSet]:
     """The first n_train sequences for training, the rest for testing."""
-    return (SequenceSet(ds.x[:n_train], ds.y[:n_train], ds.mask[:n_train]),
-            SequenceSet(ds.x[n_train:], ds.y[n_train:], ds.mask[n_train:]))
+    return (
+        SequenceSet(ds.x[:n_train], ds.y[:n_train], ds.mask[:n_train]),
+        SequenceSet(ds.x[n_train:], ds.y[n_train:], ds.mask[n_train:]),
+    )
 
 
 def concat(sets: list[SequenceSet]) -> SequenceSet:

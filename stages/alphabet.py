@@ -28,8 +28,10 @@ def main(params, args):
     summary = {a: round(metrics[a]["train_accuracy"]["mean"], 3) for a in ("plain", "scrambled")}
     print(f"alphabet@{name}: train accuracy (mean over seeds) {summary}")
     if "recital" in metrics:
-        print(f"alphabet@{name}: from 'A': {metrics['recital']['plain']['recited'][0]}, "
-              f"cold 'K' -> {metrics['recital']['plain']['cold_prediction']}")
+        print(
+            f"alphabet@{name}: from 'A': {metrics['recital']['plain']['recited'][0]}, "
+            f"cold 'K' -> {metrics['recital']['plain']['cold_prediction']}"
+        )
     print(f"alphabet@{name}: {report(timers)}, total {time.perf_counter() - start:.1f}s")
 
 

@@ -18,7 +18,8 @@ def arguments(parser):
 
 def main(params, args):
     train, reload, transfer, alphabet, sequential = (
-        read_json(args.metrics / f"{s}.json") for s in ("train", "reload", "transfer", "alphabet_table", "sequential"))
+        read_json(args.metrics / f"{s}.json") for s in ("train", "reload", "transfer", "alphabet_table", "sequential")
+    )
     summary = {
         "train": train["final"],
         "reload": {"bitwise_identical": reload["bitwise_identical"]},
@@ -26,14 +27,21 @@ def main(params, args):
         "scratch": transfer["scratch"],
         "forgetting": transfer["forgetting"],
         "alphabet": {name: row["plain"]["train_accuracy"] for name, row in alphabet.items()},
-        "sequential": {k: sequential[k] for k in ("final_average_accuracy", "average_forgetting",
-                                                  "joint_average_accuracy")},
+        "sequential": {
+            k: sequential[k] for k in ("final_average_accuracy", "average_forgetting", "joint_average_accuracy")
+        },
     }
     write_json(args.summary, summary)
     curves = {name: read_csv(args.alphabet_plots / f"{name}.csv") for name in params.alphabet.framings}
-    curves_plot(args.alphabet_png, curves, "epoch", {"plain_loss": "-", "scrambled_loss": ":"},
-                title="Alphabet framings: training loss (solid real, dotted scrambled alphabet)",
-                ylabel="cross-entropy (mean over seeds)", dpi=params.evaluate.dpi)
+    curves_plot(
+        args.alphabet_png,
+        curves,
+        "epoch",
+        {"plain_loss": "-", "scrambled_loss": ":"},
+        title="Alphabet framings: training loss (solid real, dotted scrambled alphabet)",
+        ylabel="cross-entropy (mean over seeds)",
+        dpi=params.evaluate.dpi,
+    )
     print(f"evaluate: {summary}")
 
 

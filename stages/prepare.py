@@ -19,8 +19,12 @@ def main(params, args):
         text = source_text(src.text, src.repeat, src.separator, src.path)
         ds = build_windows(text, p.seq_length, p.stride, p.heldout_fraction)
         save_dataset(ds, args.out / name)
-        summary[name] = {"characters": len(text), "vocab_size": len(ds.vocab),
-                         "train_windows": int(ds.train.shape[0]), "heldout_windows": int(ds.heldout.shape[0])}
+        summary[name] = {
+            "characters": len(text),
+            "vocab_size": len(ds.vocab),
+            "train_windows": int(ds.train.shape[0]),
+            "heldout_windows": int(ds.heldout.shape[0]),
+        }
         print(f"prepare: {name}: {summary[name]}")
     write_json(args.metrics, summary)
 

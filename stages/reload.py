@@ -10,7 +10,7 @@ from lstm_jax.data import load_dataset
 from lstm_jax.errors import CheckpointError
 from lstm_jax.generate import generate_text
 from lstm_jax.outputs import write_json, write_text
-from lstm_jax.train import Evaluator
+from lstm_jax.evaluation import Evaluator
 from lstm_pipeline.stage import run_stage
 
 
@@ -34,11 +34,14 @@ def main(params, args):
     identical = expected.shape == found.shape and expected.tobytes() == found.tobytes()
     max_diff = float(np.max(np.abs(expected - found))) if expected.shape == found.shape else float("inf")
     sample = generate_text(ckpt.model, ckpt.params, ckpt.vocab, cfg.seed_text, cfg.length)
-    write_json(args.metrics, {
-        "bitwise_identical": bool(identical),
-        "max_abs_diff": max_diff,
-        "heldout_accuracy": float(np.mean(np.argmax(found, -1) == ds.heldout[:, 1:])),
-    })
+    write_json(
+        args.metrics,
+        {
+            "bitwise_identical": bool(identical),
+            "max_abs_diff": max_diff,
+            "heldout_accuracy": float(np.mean(np.argmax(found, -1) == ds.heldout[:, 1:])),
+        },
+    )
     write_text(args.sample, cfg.seed_text + sample + "\n")
     print(f"reload: bitwise identical predictions: {identical} (max abs diff {max_diff})")
     print(f"reload: sample: {cfg.seed_text + sample!r}")

@@ -23,17 +23,28 @@ def main(params, args):
     start = time.perf_counter()
     result = run_sequential(cfg)
     matrix, joint = result["matrix"], result["joint"]
-    metrics = {**forgetting_summary(matrix), "joint_average_accuracy": sum(joint) / len(joint),
-               "matrix": {f"after_{i}": {f"dataset_{j}": v for j, v in enumerate(row)} for i, row in enumerate(matrix)},
-               "joint": {f"dataset_{j}": v for j, v in enumerate(joint)}}
+    metrics = {
+        **forgetting_summary(matrix),
+        "joint_average_accuracy": sum(joint) / len(joint),
+        "matrix": {f"after_{i}": {f"dataset_{j}": v for j, v in enumerate(row)} for i, row in enumerate(matrix)},
+        "joint": {f"dataset_{j}": v for j, v in enumerate(joint)},
+    }
     write_json(args.metrics, metrics)
     write_csv(args.loss_plot, result["loss_rows"])
     write_csv(args.joint_plot, [{"epoch": e + 1, "loss": v} for e, v in enumerate(result["joint_loss"])])
-    heatmap(args.heatmap, matrix, xlabel="evaluated on dataset", ylabel="after training on dataset",
-            title="Accuracy A[i][j] (sequential training)", dpi=params.evaluate.dpi)
-    print(f"sequential: final average accuracy {metrics['final_average_accuracy']:.3f}, average forgetting "
-          f"{metrics['average_forgetting']:.3f}, joint {metrics['joint_average_accuracy']:.3f} "
-          f"({time.perf_counter() - start:.1f}s)")
+    heatmap(
+        args.heatmap,
+        matrix,
+        xlabel="evaluated on dataset",
+        ylabel="after training on dataset",
+        title="Accuracy A[i][j] (sequential training)",
+        dpi=params.evaluate.dpi,
+    )
+    print(
+        f"sequential: final average accuracy {metrics['final_average_accuracy']:.3f}, average forgetting "
+        f"{metrics['average_forgetting']:.3f}, joint {metrics['joint_average_accuracy']:.3f} "
+        f"({time.perf_counter() - start:.1f}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Stage train: a CharLM on one prepared dataset -> checkpoint, held-out logits, metrics, loss plot."""
+"""Stage train: a CharLM on one prepared dataset -> checkpoint, held-out logits, metrics, per-epoch
+metrics through DVCLive."""
 
 import time
 from dataclasses import asdict
@@ -8,11 +9,12 @@ import jax
 
 from lstm_jax.checkpoint import TrainCheckpointer, digest, save_checkpoint
 from lstm_jax.data import count_steps, load_dataset
-from lstm_jax.outputs import write_csv, write_json, write_npy
+from lstm_jax.outputs import write_json, write_npy
 from lstm_jax.parallel import run_metadata
 from lstm_jax.timing import report
 from lstm_jax.train import init_params, train_model
 from lstm_pipeline import adapter
+from lstm_pipeline.live import epoch_log
 from lstm_pipeline.stage import run_stage
 
 
@@ -22,7 +24,7 @@ def arguments(parser):
     parser.add_argument("--logits", type=Path, required=True, help="held-out logits .npy for the reload check")
     parser.add_argument("--checkpoints", type=Path, required=True, help="resumable checkpoints folder")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
-    parser.add_argument("--plot", type=Path, required=True, help="per-epoch loss CSV to write")
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder to write, e.g. dvclive/train")
 
 
 def main(params, args):
@@ -33,27 +35,56 @@ def main(params, args):
     key = jax.random.key(cfg.seed)
     total_steps = count_steps(ds.train.shape[0], cfg.batch_size, cfg.epochs)
     optimizer = adapter.optimizer_record(cfg.optimizer, total_steps)
-    checkpointer = TrainCheckpointer(args.checkpoints, every=cfg.checkpoint_every, model=model, vocab=ds.vocab,
-                                     optimizer=optimizer, fingerprint=digest(asdict(cfg), ds.train, ds.heldout))
-    result = train_model(
-        model, init_params(model, jax.random.fold_in(key, 0)), ds.train, ds.heldout,
-        tx=adapter.optimizer(cfg.optimizer, total_steps), epochs=cfg.epochs, batch_size=cfg.batch_size,
-        eval_batch_size=cfg.eval_batch_size, key=jax.random.fold_in(key, 1), desc="train", checkpointer=checkpointer)
+    checkpointer = TrainCheckpointer(
+        args.checkpoints,
+        every=cfg.checkpoint_every,
+        model=model,
+        vocab=ds.vocab,
+        optimizer=optimizer,
+        fingerprint=digest(asdict(cfg), ds.train, ds.heldout),
+    )
+    with epoch_log(args.live) as on_epoch:
+        result = train_model(
+            model,
+            init_params(model, jax.random.fold_in(key, 0)),
+            ds.train,
+            ds.heldout,
+            tx=adapter.optimizer(cfg.optimizer, total_steps),
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            eval_batch_size=cfg.eval_batch_size,
+            key=jax.random.fold_in(key, 1),
+            desc="train",
+            checkpointer=checkpointer,
+            on_epoch=on_epoch,
+        )
     state = result.state
     heldout_logits = result.evaluator.predict(state.params, ds.heldout)
 
     total_steps = int(state.step)
-    save_checkpoint(args.model, model=model, params=state.params, vocab=ds.vocab, opt_state=state.opt_state,
-                    optimizer=optimizer,
-                    metadata={"dataset": cfg.dataset, "steps": total_steps, "final": result.final,
-                              "params": asdict(cfg), "run": run_metadata()})
+    save_checkpoint(
+        args.model,
+        model=model,
+        params=state.params,
+        vocab=ds.vocab,
+        opt_state=state.opt_state,
+        optimizer=optimizer,
+        metadata={
+            "dataset": cfg.dataset,
+            "steps": total_steps,
+            "final": result.final,
+            "params": asdict(cfg),
+            "run": run_metadata(),
+        },
+    )
     write_npy(args.logits, heldout_logits)
     epochs = {str(r["epoch"]): {k: v for k, v in r.items() if k != "epoch"} for r in result.history}
     write_json(args.metrics, {"final": result.final, "steps": total_steps, "epochs": epochs})
-    write_csv(args.plot, result.history)
     print(f"train: {result.final}")
-    print(f"train: {report({**result.timers, 'predict': result.evaluator.predict_fn})}, "
-          f"total {time.perf_counter() - start:.1f}s")
+    print(
+        f"train: {report({**result.timers, 'predict': result.evaluator.predict_fn})}, "
+        f"total {time.perf_counter() - start:.1f}s"
+    )
 
 
 if __name__ == "__main__":

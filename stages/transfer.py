@@ -11,12 +11,13 @@ import jax
 from lstm_jax.checkpoint import TrainCheckpointer, digest, load_checkpoint, save_checkpoint
 from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.models import remap_vocab_params, with_vocab_size
-from lstm_jax.outputs import write_csv, write_json
+from lstm_jax.outputs import write_json
 from lstm_jax.parallel import run_metadata
 from lstm_jax.timing import report
 from lstm_jax.train import init_params, train_model
 from lstm_jax.vocab import remap_ids
 from lstm_pipeline import adapter
+from lstm_pipeline.live import epoch_log
 from lstm_pipeline.stage import run_stage
 
 
@@ -27,7 +28,18 @@ def arguments(parser):
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write, e.g. models/transfer")
     parser.add_argument("--checkpoints", type=Path, required=True, help="resumable checkpoints folder")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
-    parser.add_argument("--plot", type=Path, required=True, help="per-epoch loss CSV to write")
+    parser.add_argument(
+        "--live-transfer",
+        type=Path,
+        required=True,
+        help="DVCLive folder for the transfer run's per-epoch metrics, e.g. dvclive/transfer",
+    )
+    parser.add_argument(
+        "--live-scratch",
+        type=Path,
+        required=True,
+        help="DVCLive folder for the from-scratch run's per-epoch metrics, e.g. dvclive/scratch",
+    )
 
 
 def main(params, args):
@@ -44,41 +56,84 @@ def main(params, args):
     key = jax.random.key(cfg.seed)
     fresh = init_params(model, jax.random.fold_in(key, 0))
     total_steps = count_steps(train.shape[0], cfg.batch_size, cfg.epochs)
-    common = dict(tx=adapter.optimizer(cfg.optimizer, total_steps), epochs=cfg.epochs, batch_size=cfg.batch_size,
-                  eval_batch_size=cfg.eval_batch_size, key=jax.random.fold_in(key, 1))
+    common = dict(
+        tx=adapter.optimizer(cfg.optimizer, total_steps),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        eval_batch_size=cfg.eval_batch_size,
+        key=jax.random.fold_in(key, 1),
+    )
     start_params = remap_vocab_params(ckpt.params, ckpt.vocab, vocab, fresh)
     optimizer = adapter.optimizer_record(cfg.optimizer, total_steps)
 
     def checkpointer(name, params):
         run = digest(asdict(cfg), train, heldout, *jax.tree.leaves(params))
-        return TrainCheckpointer(args.checkpoints / name, every=cfg.checkpoint_every, model=model,
-                                 vocab=vocab, optimizer=optimizer, fingerprint=run)
+        return TrainCheckpointer(
+            args.checkpoints / name,
+            every=cfg.checkpoint_every,
+            model=model,
+            vocab=vocab,
+            optimizer=optimizer,
+            fingerprint=run,
+        )
 
-    moved = train_model(model, start_params, train, heldout, desc="transfer",
-                        checkpointer=checkpointer("transfer", start_params), **common)
-    scratch = train_model(model, fresh, train, heldout, desc="scratch",
-                          checkpointer=checkpointer("scratch", fresh), **common)
+    with epoch_log(args.live_transfer) as on_epoch:
+        moved = train_model(
+            model,
+            start_params,
+            train,
+            heldout,
+            desc="transfer",
+            checkpointer=checkpointer("transfer", start_params),
+            on_epoch=on_epoch,
+            **common,
+        )
+    with epoch_log(args.live_scratch) as on_epoch:
+        scratch = train_model(
+            model,
+            fresh,
+            train,
+            heldout,
+            desc="scratch",
+            checkpointer=checkpointer("scratch", fresh),
+            on_epoch=on_epoch,
+            **common,
+        )
 
     before = moved.evaluator.metrics(start_params, old_heldout)["accuracy"]
     after = moved.evaluator.metrics(moved.state.params, old_heldout)["accuracy"]
     metrics = {
         "transfer": {f"{cfg.dataset}_{k}": v for k, v in moved.final.items()},
         "scratch": {f"{cfg.dataset}_{k}": v for k, v in scratch.final.items()},
-        "forgetting": {f"{cfg.forgetting_dataset}_heldout_accuracy_before": before,
-                       f"{cfg.forgetting_dataset}_heldout_accuracy_after": after,
-                       f"{cfg.forgetting_dataset}_forgetting": before - after},
-        "vocab": {"model": len(ckpt.vocab), "target": len(target.vocab), "merged": len(vocab),
-                  "new_characters": len(vocab) - len(ckpt.vocab)},
+        "forgetting": {
+            f"{cfg.forgetting_dataset}_heldout_accuracy_before": before,
+            f"{cfg.forgetting_dataset}_heldout_accuracy_after": after,
+            f"{cfg.forgetting_dataset}_forgetting": before - after,
+        },
+        "vocab": {
+            "model": len(ckpt.vocab),
+            "target": len(target.vocab),
+            "merged": len(vocab),
+            "new_characters": len(vocab) - len(ckpt.vocab),
+        },
     }
-    save_checkpoint(args.out, model=model, params=moved.state.params, vocab=vocab, opt_state=moved.state.opt_state,
-                    optimizer=optimizer,
-                    metadata={"dataset": cfg.dataset, "from": str(args.model), "steps": int(moved.state.step),
-                              "final": moved.final, "params": asdict(cfg), "run": run_metadata()})
+    save_checkpoint(
+        args.out,
+        model=model,
+        params=moved.state.params,
+        vocab=vocab,
+        opt_state=moved.state.opt_state,
+        optimizer=optimizer,
+        metadata={
+            "dataset": cfg.dataset,
+            "from": str(args.model),
+            "steps": int(moved.state.step),
+            "final": moved.final,
+            "params": asdict(cfg),
+            "run": run_metadata(),
+        },
+    )
     write_json(args.metrics, metrics)
-    write_csv(args.plot, [
-        {"epoch": t["epoch"], "transfer_heldout_loss": t["heldout_loss"], "scratch_heldout_loss": s["heldout_loss"],
-         "transfer_train_loss": t["train_loss"], "scratch_train_loss": s["train_loss"]}
-        for t, s in zip(moved.history, scratch.history)])
     print(f"transfer: {metrics}")
     print(f"transfer: {report({**moved.timers, **scratch.timers})}, total {time.perf_counter() - start:.1f}s")
 

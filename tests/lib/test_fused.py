@@ -44,15 +44,17 @@ def _loss(run, d, mask, keep):
 
 def _reference(reverse):
     def run(x, kernel_ih, kernel, bias, c0, h0, mask, keep):
-        state, out = recurrence(x, kernel_ih, kernel, bias, LSTMState(c0, h0), mask, h_keep=keep,
-                                reverse=reverse, implementation="scan")
+        state, out = recurrence(
+            x, kernel_ih, kernel, bias, LSTMState(c0, h0), mask, h_keep=keep, reverse=reverse, implementation="scan"
+        )
         return (state.c, state.h), out
 
     return run
 
 
-@pytest.mark.parametrize("masked,dropout,reverse,groups",
-                         list(itertools.product([False, True], [False, True], [False, True], [1, 2])))
+@pytest.mark.parametrize(
+    "masked,dropout,reverse,groups", list(itertools.product([False, True], [False, True], [False, True], [1, 2]))
+)
 def test_fused_value_and_gradients_match_autodiff(masked, dropout, reverse, groups):
     with jax.enable_x64(True):
         d = _inputs()

@@ -18,12 +18,12 @@ def _batch(steps, batch=4, vocab=11, seed=0):
 def _plain_loss(model, params, batch):
     logits, _ = model.apply({"params": params}, batch["inputs"])
     sums = token_sums(logits, batch["targets"], batch["weights"])
-    return sums["loss"] / sums["count"]
+    return sums.mean_loss()
 
 
 def _segmented_loss(model, params, batch, segment):
     sums, _ = segmented_token_sums(model.apply, params, batch, segment)
-    return sums["loss"] / sums["count"]
+    return sums.mean_loss()
 
 
 def test_segmented_loss_and_gradients_equal_one_pass():

@@ -18,7 +18,7 @@ def numpy_lstm(x, kernel_ih, kernel_hh, bias, c, h):
     outputs = []
     for t in range(x.shape[1]):
         z = x[:, t] @ kernel_ih + h @ kernel_hh + bias
-        i, f, g, o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
+        i, f, g, o = (z[:, k * hidden : (k + 1) * hidden] for k in range(4))
         c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
         h = sigmoid(o) * np.tanh(c)
         outputs.append(h)
@@ -135,7 +135,7 @@ def test_gradients_pass_a_float64_numerical_check():
 
         def f(params, x):
             out, state = layer.apply({"params": params}, x, mask=mask)
-            return jnp.sum(out ** 2) + jnp.sum(state[-1].c)
+            return jnp.sum(out**2) + jnp.sum(state[-1].c)
 
         check_grads(f, (params, x), order=2, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-6)
 
@@ -172,8 +172,9 @@ def test_bidirectional_padding_matches_unpadded_rows(padding):
 def test_recurrent_dropout_uses_one_mask_for_every_step(layer_and_vars):
     _, variables, x = layer_and_vars
     layer = LSTM(8, recurrent_dropout=0.5)
-    out, mutated = layer.apply(variables, x, deterministic=False, rngs={"dropout": jax.random.key(7)},
-                               mutable=["intermediates"])
+    out, mutated = layer.apply(
+        variables, x, deterministic=False, rngs={"dropout": jax.random.key(7)}, mutable=["intermediates"]
+    )
     (h_keep,) = mutated["intermediates"]["recurrent_keep"]
     assert h_keep.shape == (3, 8) and set(np.unique(h_keep)) == {0.0, 2.0}
     w = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"]["layer_0"])
@@ -211,8 +212,9 @@ def test_learnable_initial_state_gets_gradients(layer_and_vars):
     params = {**params, "initial_h": params["initial_h"] + 0.5, "initial_c": params["initial_c"] - 0.5}
     assert not np.allclose(layer.apply({"params": params}, x)[0], LSTM(8, num_layers=2).apply({"params": params}, x)[0])
     zeros = layer.initial_state(3)
-    np.testing.assert_array_equal(layer.apply({"params": params}, x, zeros)[0],
-                                  LSTM(8, num_layers=2).apply({"params": params}, x)[0])
+    np.testing.assert_array_equal(
+        layer.apply({"params": params}, x, zeros)[0], LSTM(8, num_layers=2).apply({"params": params}, x)[0]
+    )
 
 
 def test_wrong_initial_state_is_a_clear_error(layer_and_vars):

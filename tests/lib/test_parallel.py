@@ -11,7 +11,6 @@ import textwrap
 
 SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
-    from lstm_jax.config import OptimizerConfig
     from lstm_jax.data import build_windows, stream_batches
     from lstm_jax.models import CharLM
     from lstm_jax.parallel import (data_mesh, make_parallel_stateful_step, make_parallel_train_step,
@@ -21,12 +20,11 @@ SCRIPT = textwrap.dedent("""
     assert jax.device_count() == 2, jax.devices()
     ds = build_windows("the quick brown fox jumps over the lazy dog. " * 10, 12, 1, 0.1)
     model = CharLM(vocab_size=len(ds.vocab), embed_dim=8, hidden_size=32)
-    opt = OptimizerConfig(0.01, "constant", 0, 1.0, 1.0)
 
     def losses(n_devices, stateful=False):
         mesh = data_mesh(jax.devices()[:n_devices])
         state = replicate(mesh, create_train_state(model, init_params(model, jax.random.key(0)),
-                                                   make_optimizer(opt, 100)))
+                                                   make_optimizer(0.01, 100, schedule="constant", clip_norm=1.0)))
         out = []
         if stateful:
             step, carry = make_parallel_stateful_step(mesh), shard_rows(mesh, model.initial_state(8))
@@ -40,11 +38,11 @@ SCRIPT = textwrap.dedent("""
                 assert len(shards) == n_devices and shards[0].data.shape[0] == w.shape[0] // n_devices
             key = replicate(mesh, jax.random.key(k))
             if stateful:
-                state, carry, sums = step(state, batch, carry, key)
+                state, carry, metrics = step(state, batch, carry, key)
                 assert len(carry[0].h.addressable_shards) == n_devices
             else:
-                state, sums = step(state, batch, key)
-            out.append(float(sums["loss"] / sums["count"]))
+                state, metrics = step(state, batch, key)
+            out.append(float(metrics.sums.mean_loss()))
         return np.array(out)
 
     for stateful in (False, True):

@@ -5,15 +5,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_jax.config import OptimizerConfig
-from lstm_jax.data import build_windows
+from lstm_jax.data import build_windows, count_steps
 from lstm_jax.generate import generate_text, sample_logits
 from lstm_jax.models import CharLM, remap_vocab_params, with_vocab_size
-from lstm_jax.train import (Evaluator, create_train_state, init_params, make_optimizer, make_schedule,
-                            split_window, train_model, train_step)
+from lstm_jax.train import (
+    Evaluator,
+    create_train_state,
+    init_params,
+    make_optimizer,
+    make_schedule,
+    split_window,
+    train_model,
+    train_step,
+)
 from lstm_jax.vocab import Vocabulary
 
-OPT = OptimizerConfig(learning_rate=0.01, schedule="cosine", warmup_steps=0, final_lr_factor=0.1, clip_norm=1.0)
+OPT = dict(learning_rate=0.01, schedule="cosine", final_lr_factor=0.1, clip_norm=1.0)
+
+
+def tx(ds, batch_size, epochs):
+    return make_optimizer(total_steps=count_steps(len(ds.train), batch_size, epochs), **OPT)
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +37,9 @@ def tiny():
 def test_train_step_changes_every_parameter(tiny):
     ds, model = tiny
     params = init_params(model, jax.random.key(0))
-    state = create_train_state(model, params, make_optimizer(OPT, 10))
-    new_state, sums = jax.jit(train_step)(state, split_window(jnp.asarray(ds.train[:4])))
-    assert float(sums["count"]) == 4 * 8
+    state = create_train_state(model, params, make_optimizer(total_steps=10, **OPT))
+    new_state, metrics = jax.jit(train_step)(state, split_window(jnp.asarray(ds.train[:4])))
+    assert float(metrics.sums.count) == 4 * 8 and float(metrics.grad_norm) > 0
     for path, before in jax.tree_util.tree_leaves_with_path(params):
         after = new_state.params
         for key in path:
@@ -41,8 +52,16 @@ def test_training_learns_a_periodic_text_and_is_deterministic(tiny):
     runs = []
     for _ in range(2):
         state, history, final, _, _ = train_model(
-            model, init_params(model, jax.random.key(0)), ds.train, ds.heldout, optimizer=OPT, epochs=8,
-            batch_size=16, eval_batch_size=32, key=jax.random.key(1))
+            model,
+            init_params(model, jax.random.key(0)),
+            ds.train,
+            ds.heldout,
+            tx=tx(ds, 16, 8),
+            epochs=8,
+            batch_size=16,
+            eval_batch_size=32,
+            key=jax.random.key(1),
+        )
         runs.append((history, final))
     history, final = runs[0]
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
@@ -63,10 +82,10 @@ def test_evaluator_counts_every_window_once_despite_padding(tiny):
 
 
 def test_schedule_ends_at_final_factor():
-    sched = make_schedule(OPT, 100)
+    sched = make_schedule(0.01, 100, schedule="cosine", final_lr_factor=0.1)
     assert float(sched(0)) == pytest.approx(0.01)
     assert float(sched(100)) == pytest.approx(0.001)
-    warm = make_schedule(OptimizerConfig(0.01, "exponential", 10, 0.5, 1.0), 110)
+    warm = make_schedule(0.01, 110, schedule="exponential", warmup_steps=10, final_lr_factor=0.5)
     assert float(warm(0)) == 0.0 and float(warm(10)) == pytest.approx(0.01)
     assert float(warm(110)) == pytest.approx(0.005)
 
@@ -92,7 +111,16 @@ def test_sampling_greedy_top_k_and_never_pad():
 
 def test_generation_is_greedy_continuation_of_learned_text(tiny):
     ds, model = tiny
-    state, *_ = train_model(model, init_params(model, jax.random.key(0)), ds.train, ds.heldout, optimizer=OPT,
-                            epochs=8, batch_size=16, eval_batch_size=32, key=jax.random.key(1))
+    state, *_ = train_model(
+        model,
+        init_params(model, jax.random.key(0)),
+        ds.train,
+        ds.heldout,
+        tx=tx(ds, 16, 8),
+        epochs=8,
+        batch_size=16,
+        eval_batch_size=32,
+        key=jax.random.key(1),
+    )
     text = generate_text(model, state.params, ds.vocab, "abcd", 14)
     assert text == "efgh abcdefgh "

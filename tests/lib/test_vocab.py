@@ -18,12 +18,12 @@ def test_union_keeps_old_ids_and_appends_new_characters():
     old, new = Vocabulary.from_text("abc"), Vocabulary.from_text("cbd")
     merged = old.union(new)
     assert merged.tokens[: len(old)] == old.tokens
-    assert merged.tokens[len(old):] == ("d",)
+    assert merged.tokens[len(old) :] == ("d",)
 
 
 def test_remap_rows_moves_by_character_not_index():
-    old = Vocabulary.from_text("abc")   # <pad> <unk> a b c
-    new = Vocabulary.from_text("xcb")   # <pad> <unk> b c x
+    old = Vocabulary.from_text("abc")  # <pad> <unk> a b c
+    new = Vocabulary.from_text("xcb")  # <pad> <unk> b c x
     old_emb = np.arange(5)[:, None] * np.ones((5, 2))
     fresh = np.full((5, 2), -1.0)
     out = remap_rows(old_emb, old, new, fresh, axis=0)

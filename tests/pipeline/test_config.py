@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_spec import load_stages
 
-from lstm_jax.config import parse_params
 from lstm_jax.errors import ConfigError
+from lstm_pipeline.params import parse_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
@@ -85,13 +86,16 @@ def test_scientific_notation_without_a_dot_is_a_number():
     assert params.train.optimizer.learning_rate == 0.003
 
 
-@pytest.mark.parametrize("source, message", [
-    ({"path": "texts/missing.txt"}, r"path: expected an existing UTF-8 file, found no file at 'texts/missing.txt'"),
-    ({"path": "/etc/hostname"}, r"path: expected a file under texts/ \(so DVC tracks it\)"),
-    ({"path": "texts/../params.yaml"}, r"path: expected a file under texts/"),
-    ({"path": "texts/README.md", "repeat": 3}, r"'repeat' and 'separator' apply to 'text' only"),
-    ({"text": "abc", "path": "texts/README.md"}, r"expected exactly one of 'text' or 'path', found both"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ({"path": "texts/missing.txt"}, r"path: expected an existing UTF-8 file, found no file at 'texts/missing.txt'"),
+        ({"path": "/etc/hostname"}, r"path: expected a file under texts/ \(so DVC tracks it\)"),
+        ({"path": "texts/../params.yaml"}, r"path: expected a file under texts/"),
+        ({"path": "texts/README.md", "repeat": 3}, r"'repeat' and 'separator' apply to 'text' only"),
+        ({"text": "abc", "path": "texts/README.md"}, r"expected exactly one of 'text' or 'path', found both"),
+    ],
+)
 def test_bad_text_sources(source, message):
     raw = copy.deepcopy(RAW)
     raw["prepare"]["texts"]["text1"] = source
@@ -103,8 +107,10 @@ def test_empty_and_non_utf8_text_files(tmp_path):
     (tmp_path / "texts").mkdir()
     (tmp_path / "texts/empty.txt").write_text("")
     (tmp_path / "texts/latin1.txt").write_bytes("d\xe9j\xe0 vu".encode("latin-1"))
-    for name, message in [("empty.txt", "expected some text, found an empty file"),
-                          ("latin1.txt", "expected UTF-8 text, found a non-UTF-8 byte at offset 1")]:
+    for name, message in [
+        ("empty.txt", "expected some text, found an empty file"),
+        ("latin1.txt", "expected UTF-8 text, found a non-UTF-8 byte at offset 1"),
+    ]:
         raw = copy.deepcopy(RAW)
         raw["prepare"]["texts"]["text1"] = {"path": f"texts/{name}"}
         with pytest.raises(ConfigError, match=f"prepare.texts.text1.path: .*{name}: {message}"):
@@ -114,15 +120,27 @@ def test_empty_and_non_utf8_text_files(tmp_path):
 def test_text_path_that_does_not_exist():
     raw = copy.deepcopy(RAW)
     raw["prepare"]["texts"]["text1"] = {"path": "texts/missing.txt"}
-    with pytest.raises(ConfigError, match=r"prepare.texts.text1.path: expected an existing UTF-8 file, found no file at 'texts/missing.txt'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"prepare.texts.text1.path: expected an existing UTF-8 file, "
+        r"found no file at 'texts/missing.txt'",
+    ):
         parse_params(raw, ROOT)
 
 
 def test_stage_script_exits_nonzero_with_one_line_before_training(tmp_path):
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(with_change("train.epochs", -1)))
-    result = subprocess.run([sys.executable, str(ROOT / "stages/train.py"), "--params", str(bad)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    # The train stage's command line as dvc.yaml gives it (relative paths: under tmp_path).
+    stage = load_stages()["train"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / stage.script), *stage.argv[2:], "--params", str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {bad}: train.epochs: expected an integer >= 1, found -1"]
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
+    assert sorted(tmp_path.iterdir()) == [bad]  # nothing written at all (no data, checkpoints, dvclive)

@@ -1,4 +1,4 @@
-"""`lstm-jax check-metrics`: bands, baselines, missing metrics, and the repo's own thresholds."""
+"""`lstm-pipeline check-metrics`: bands, baselines, missing metrics, and the repo's own thresholds."""
 
 import json
 import subprocess
@@ -6,20 +6,31 @@ from pathlib import Path
 
 import pytest
 
-from lstm_jax.cli import main
 from lstm_jax.errors import ConfigError
-from lstm_jax.gate import load_thresholds, lookup, run_checks
+from lstm_pipeline.cli import main
+from lstm_pipeline.gate import load_thresholds, lookup, run_checks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     """A git repo with a committed metrics file (the baseline) and a thresholds file."""
+
     def git(*args):
-        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
-                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                            "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+        subprocess.run(
+            ["git", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            env={
+                "GIT_AUTHOR_NAME": "t",
+                "GIT_AUTHOR_EMAIL": "t@t",
+                "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@t",
+                "PATH": "/usr/bin:/bin",
+            },
+        )
 
     (tmp_path / "metrics").mkdir()
     write(tmp_path, {"train": {"accuracy": 0.95, "ok": True}, "loss": 0.2})
@@ -27,7 +38,8 @@ def repo(tmp_path, monkeypatch):
         "metrics/m.json:\n"
         "  train.accuracy: {min: 0.9, max: 1.0, atol: 0.01}\n"
         "  train.ok: {min: 1, max: 1}\n"
-        "  loss: {max: 0.5, rtol: 0.1}\n")
+        "  loss: {max: 0.5, rtol: 0.1}\n"
+    )
     git("init", "-q")
     git("add", "-A")
     git("commit", "-qm", "baseline")
@@ -45,13 +57,16 @@ def test_passes_when_metrics_match_the_baseline(repo, capsys):
     assert "metrics/m.json:train.accuracy  0.95" in out and "gate: 3 metrics within their bands, 0 outside" in out
 
 
-@pytest.mark.parametrize("data, verdict", [
-    ({"train": {"accuracy": 0.5, "ok": True}, "loss": 0.2}, "FAIL: outside band"),          # degraded run
-    ({"train": {"accuracy": 0.93, "ok": True}, "loss": 0.2}, "FAIL: differs from baseline"),  # beyond atol
-    ({"train": {"accuracy": 0.95, "ok": False}, "loss": 0.2}, "FAIL: outside band"),
-    ({"train": {"accuracy": 0.95, "ok": True}, "loss": 0.23}, "FAIL: differs from baseline"),  # beyond rtol
-    ({"train": {"ok": True}, "loss": 0.2}, "FAIL: missing"),
-])
+@pytest.mark.parametrize(
+    "data, verdict",
+    [
+        ({"train": {"accuracy": 0.5, "ok": True}, "loss": 0.2}, "FAIL: outside band"),  # degraded run
+        ({"train": {"accuracy": 0.93, "ok": True}, "loss": 0.2}, "FAIL: differs from baseline"),  # beyond atol
+        ({"train": {"accuracy": 0.95, "ok": False}, "loss": 0.2}, "FAIL: outside band"),
+        ({"train": {"accuracy": 0.95, "ok": True}, "loss": 0.23}, "FAIL: differs from baseline"),  # beyond rtol
+        ({"train": {"ok": True}, "loss": 0.2}, "FAIL: missing"),
+    ],
+)
 def test_fails_on_a_degraded_or_missing_metric(repo, capsys, data, verdict):
     write(repo, data)
     assert main(["check-metrics", "--baseline", "HEAD"]) == 1

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import yaml
-
 from test_pipeline import dvc, make_repo, tiny_params
 
 
@@ -23,8 +22,15 @@ def repo(tmp_path_factory):
 
 
 def start(repo, env, *args):
-    return subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=repo, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=repo,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_repros_at_once_and_a_killed_train_stage_resumes(repo):
