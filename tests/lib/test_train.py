@@ -47,26 +47,30 @@ def test_train_step_changes_every_parameter(tiny):
         assert not np.array_equal(before, after), f"{jax.tree_util.keystr(path)} did not change"
 
 
-def test_training_learns_a_periodic_text_and_is_deterministic(tiny):
-    ds, model = tiny
-    runs = []
-    for _ in range(2):
-        state, history, final, _, _ = train_model(
-            model,
-            init_params(model, jax.random.key(0)),
-            ds.train,
-            ds.heldout,
-            tx=tx(ds, 16, 8),
-            epochs=8,
-            batch_size=16,
-            eval_batch_size=32,
-            key=jax.random.key(1),
-        )
-        runs.append((history, final))
-    history, final = runs[0]
-    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
-    assert final["heldout_accuracy"] > 0.9
-    assert runs[0] == runs[1]  # bitwise-identical floats
+def train_tiny(ds, model):
+    return train_model(
+        model,
+        init_params(model, jax.random.key(0)),
+        ds.train,
+        ds.heldout,
+        tx=tx(ds, 16, 8),
+        epochs=8,
+        batch_size=16,
+        eval_batch_size=32,
+        key=jax.random.key(1),
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tiny):
+    return train_tiny(*tiny)
+
+
+def test_training_learns_a_periodic_text_and_is_deterministic(tiny, trained):
+    again = train_tiny(*tiny)
+    assert trained.history[-1]["train_loss"] < 0.5 * trained.history[0]["train_loss"]
+    assert trained.final["heldout_accuracy"] > 0.9
+    assert (trained.history, trained.final) == (again.history, again.final)  # bitwise-identical floats
 
 
 def test_evaluator_counts_every_window_once_despite_padding(tiny):
@@ -109,18 +113,8 @@ def test_sampling_greedy_top_k_and_never_pad():
     assert draws == {2, 3}
 
 
-def test_generation_is_greedy_continuation_of_learned_text(tiny):
+def test_generation_is_greedy_continuation_of_learned_text(tiny, trained):
     ds, model = tiny
-    state, *_ = train_model(
-        model,
-        init_params(model, jax.random.key(0)),
-        ds.train,
-        ds.heldout,
-        tx=tx(ds, 16, 8),
-        epochs=8,
-        batch_size=16,
-        eval_batch_size=32,
-        key=jax.random.key(1),
-    )
+    state = trained.state
     text = generate_text(model, state.params, ds.vocab, "abcd", 14)
     assert text == "efgh abcdefgh "
