@@ -66,39 +66,24 @@ def main(params, args):
     start_params = remap_vocab_params(ckpt.params, ckpt.vocab, vocab, fresh)
     optimizer = adapter.optimizer_record(cfg.optimizer, total_steps)
 
-    def checkpointer(name, params):
-        run = digest(asdict(cfg), train, heldout, *jax.tree.leaves(params))
-        return TrainCheckpointer(
+    def run(name: str, params, live: Path):
+        """Train `params` as run `name` (its own resumable checkpoints and dvclive folder)."""
+        fingerprint = digest(asdict(cfg), train, heldout, *jax.tree.leaves(params))
+        checkpointer = TrainCheckpointer(
             args.checkpoints / name,
             every=cfg.checkpoint_every,
             model=model,
             vocab=vocab,
             optimizer=optimizer,
-            fingerprint=run,
+            fingerprint=fingerprint,
         )
+        with epoch_log(live) as on_epoch:
+            return train_model(
+                model, params, train, heldout, desc=name, checkpointer=checkpointer, on_epoch=on_epoch, **common
+            )
 
-    with epoch_log(args.live_transfer) as on_epoch:
-        moved = train_model(
-            model,
-            start_params,
-            train,
-            heldout,
-            desc="transfer",
-            checkpointer=checkpointer("transfer", start_params),
-            on_epoch=on_epoch,
-            **common,
-        )
-    with epoch_log(args.live_scratch) as on_epoch:
-        scratch = train_model(
-            model,
-            fresh,
-            train,
-            heldout,
-            desc="scratch",
-            checkpointer=checkpointer("scratch", fresh),
-            on_epoch=on_epoch,
-            **common,
-        )
+    moved = run("transfer", start_params, args.live_transfer)
+    scratch = run("scratch", fresh, args.live_scratch)
 
     before = moved.evaluator.metrics(start_params, old_heldout)["accuracy"]
     after = moved.evaluator.metrics(moved.state.params, old_heldout)["accuracy"]
