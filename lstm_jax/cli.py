@@ -15,16 +15,22 @@ import sys
 from pathlib import Path
 
 from lstm_jax.errors import ArgumentError, LstmJaxError
+from lstm_jax.limits import MAX_GENERATE_LENGTH, MAX_TEMPERATURE, MIN_TEMPERATURE
 
-MAX_GENERATE_LENGTH = 1_000_000  # characters; one compiled scan holds all of them in memory
-MAX_PREDICT_BYTES = 10_000_000  # input file size for `predict` (one batched call)
+MAX_LINE_BYTES = 10_000_000  # one `predict` input line (a line is held in memory whole)
+PREDICT_ROWS = 64  # lines per model call in `predict`
+PREDICT_STEPS = 256  # time steps per model call; the LSTM state carries over between calls
+MAX_MESSAGE = 2000  # characters of an error message printed
 
 
 def fail(exc: BaseException, debug: bool) -> int:
     """Print an input error as one line on stderr and return exit status 2 (re-raise with debug)."""
     if debug:
         raise exc
-    print(f"error: {exc}", file=sys.stderr)
+    message = " ".join(str(exc).splitlines())
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
+    print(f"error: {message}", file=sys.stderr)
     return 2
 
 
@@ -40,6 +46,12 @@ def cmd_generate(args) -> None:
     )
     _check(
         math.isfinite(args.temperature) and args.temperature >= 0, "--temperature", "a number >= 0", args.temperature
+    )
+    _check(
+        args.temperature == 0 or MIN_TEMPERATURE <= args.temperature <= MAX_TEMPERATURE,
+        "--temperature",
+        f"0 (greedy) or a number in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}]",
+        args.temperature,
     )
     _check(args.top_k >= 0, "--top-k", "an integer >= 0", args.top_k)
     _check(0 <= args.seed < 2**32, "--seed", "an integer in [0, 2**32)", args.seed)
@@ -88,50 +100,94 @@ def cmd_info(args) -> None:
     print(json.dumps(info, indent=2, ensure_ascii=False))
 
 
+def _open_input(path: Path):
+    """`path` opened in binary if it is a regular file (a FIFO is refused, never waited on)."""
+    from lstm_jax.safe_paths import open_regular
+
+    return open_regular(path)
+
+
+def _check_input(path: Path) -> None:
+    """A pass over the whole input (a regular UTF-8 file, lines of at most MAX_LINE_BYTES), so a
+    bad line fails before any output."""
+    with _open_input(path) as f:
+        for number, raw in enumerate(f, 1):
+            _check(len(raw) <= MAX_LINE_BYTES, f"{path}: line {number}", f"at most {MAX_LINE_BYTES} bytes", len(raw))
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ArgumentError(
+                    f"{path}: line {number}: expected UTF-8 text, found byte 0x{raw[exc.start]:02x} at column "
+                    f"{exc.start + 1}"
+                ) from None
+
+
+def _input_lines(path: Path):
+    """The lines of a UTF-8 file, as `str.splitlines` would give them, read lazily."""
+    with _open_input(path) as f:
+        for raw in f:
+            yield from raw.decode("utf-8").splitlines() or [""]
+
+
+def _last_step_probs(model, params, vocab, texts: list[str], step):
+    """Next-token probabilities float32[len(texts), V] after each text: the texts left-padded
+    (padding never touches the state) into PREDICT_ROWS rows and a multiple of PREDICT_STEPS
+    columns, run PREDICT_STEPS columns per call with the state carried over, so memory stays
+    bounded whatever the lines' lengths and one compiled program serves every call."""
+    import numpy as np
+
+    from lstm_jax.generate import left_pad
+
+    ids, mask = left_pad([vocab.encode(t) for t in texts])
+    width = -(-ids.shape[1] // PREDICT_STEPS) * PREDICT_STEPS
+    full_ids = np.zeros((PREDICT_ROWS, width), np.int32)
+    full_mask = np.zeros((PREDICT_ROWS, width), bool)
+    full_ids[: len(texts), width - ids.shape[1] :] = ids
+    full_mask[: len(texts), width - ids.shape[1] :] = mask
+    state = model.initial_state(PREDICT_ROWS)
+    for start in range(0, width, PREDICT_STEPS):
+        cols = slice(start, start + PREDICT_STEPS)
+        probs, state = step(params, full_ids[:, cols], full_mask[:, cols], state)
+    return np.asarray(probs)[: len(texts)]
+
+
 def cmd_predict(args) -> None:
     _check(args.top >= 1, "--top", "an integer >= 1", args.top)
     path = Path(args.input)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ArgumentError(f"{path}: cannot read the input ({exc.strerror})") from None
-    _check(size <= MAX_PREDICT_BYTES, str(path), f"at most {MAX_PREDICT_BYTES} bytes of input", size)
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArgumentError(f"{path}: cannot read the input as UTF-8 text ({exc})") from None
+    _check_input(path)
     import jax
     import numpy as np
 
     from lstm_jax.checkpoint import load_checkpoint
-    from lstm_jax.generate import left_pad
 
     ckpt = load_checkpoint(args.checkpoint)
     _expect_char_lm(ckpt, args.checkpoint, "predict")
-    # All lines in one call: left-padded and masked (padding never touches the state), so the
-    # last column is every line's last real character and one compiled program serves them all.
-    texts = [line for line in lines if line]
-    probs = np.zeros((0, len(ckpt.vocab)))
-    if texts:
-        ids, mask = left_pad([ckpt.vocab.encode(t) for t in texts])
-        logits, _ = jax.jit(ckpt.model.apply)({"params": ckpt.params}, ids, mask=mask)
-        probs = np.asarray(jax.nn.softmax(logits[:, -1], -1))
-    rows = iter(probs)
-    for line in lines:
-        if not line:
-            print(json.dumps({"input": line, "error": "empty line"}))
-            continue
-        p = next(rows)
-        best = np.argsort(-p, kind="stable")[: args.top]
-        print(
-            json.dumps(
-                {
-                    "input": line,
-                    "next": [{"token": ckpt.vocab.tokens[i], "probability": round(float(p[i]), 6)} for i in best],
-                },
-                ensure_ascii=False,
-            )
-        )
+
+    @jax.jit
+    def step(params, ids, mask, state):
+        logits, state = ckpt.model.apply({"params": params}, ids, state, mask=mask)
+        return jax.nn.softmax(logits[:, -1], -1), state
+
+    def flush(group: list[str]) -> None:
+        texts = [line for line in group if line]
+        rows = iter(_last_step_probs(ckpt.model, ckpt.params, ckpt.vocab, texts, step) if texts else [])
+        for line in group:
+            if not line:
+                print(json.dumps({"input": line, "error": "empty line"}))
+                continue
+            p = next(rows)
+            best = np.argsort(-p, kind="stable")[: args.top]
+            top = [{"token": ckpt.vocab.tokens[i], "probability": round(float(p[i]), 6)} for i in best]
+            print(json.dumps({"input": line, "next": top}, ensure_ascii=False))
+
+    group = []
+    for line in _input_lines(path):
+        group.append(line)
+        if len(group) == PREDICT_ROWS:
+            flush(group)
+            group = []
+    if group:
+        flush(group)
 
 
 def debug_flag() -> argparse.ArgumentParser:
@@ -183,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "next characters and their probabilities under a CharLM checkpoint.",
     )
     p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
-    p.add_argument("input", help=f"UTF-8 text file, one input per line (at most {MAX_PREDICT_BYTES} bytes)")
+    p.add_argument("input", help="UTF-8 text file, one input per line (read in batches of lines)")
     p.add_argument("--top", type=int, default=5, help="how many next characters to list (default: 5)")
     p.set_defaults(func=cmd_predict)
 
@@ -204,6 +260,24 @@ def run(parser: argparse.ArgumentParser, argv=None) -> int:
         return args.func(args) or 0
     except LstmJaxError as exc:
         return fail(exc, debug)
+    except BrokenPipeError:  # `lstm-jax info ... | head`: the reader left; not an error of ours
+        _silence_stdout()
+        return 141
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit raises no second BrokenPipeError."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv=None) -> int:

@@ -1,13 +1,16 @@
 """Dataset builders and readers: texts cut into next-character windows, with a held-out split.
 
-On disk a prepared dataset is a folder:
-  train.npy    int32[N, seq_length + 1]  windows; inputs are [:, :-1], targets [:, 1:]
-  heldout.npy  int32[M, seq_length + 1]
-  vocab.json   the dataset's `Vocabulary` (PAD, UNK, sorted characters)
+On disk a prepared dataset is a folder (written by `lstm_jax.corpus.prepare_dataset`):
+  train.npy     int32[N, seq_length + 1]  windows every `stride` characters; inputs are [:, :-1],
+                targets [:, 1:]
+  heldout.npy   int32[M, seq_length + 1]  non-overlapping windows of the trailing part
+  vocab.json    the dataset's `Vocabulary` (PAD, UNK, sorted characters)
+  dataset.json  lengths and strides (`load_meta`)
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +42,11 @@ def count_steps(n_windows: int, batch_size: int, epochs: int) -> int:
 
 
 def window_counts(n_chars: int, seq_length: int, stride: int, heldout_fraction: float) -> tuple[int, int]:
-    """(train windows, held-out windows) that `build_windows` makes from a text of n_chars."""
+    """(train windows, held-out windows) that `build_windows` makes from a text of n_chars
+    (held-out windows do not overlap: their stride is seq_length)."""
     n_heldout = heldout_chars(n_chars, heldout_fraction, seq_length)
     span = seq_length + 1
-    return (n_chars - n_heldout - span) // stride + 1, (n_heldout - span) // stride + 1
+    return (n_chars - n_heldout - span) // stride + 1, (n_heldout - span) // seq_length + 1
 
 
 def heldout_chars(n_chars: int, heldout_fraction: float, seq_length: int) -> int:
@@ -84,12 +88,13 @@ class WindowDataset:
 
 
 def build_windows(text: str, seq_length: int, stride: int, heldout_fraction: float) -> WindowDataset:
-    """Vocabulary of `text`, then train/held-out windows of `seq_length` inputs + 1 target."""
+    """Vocabulary of `text`, then train windows of `seq_length` inputs + 1 target every `stride`
+    characters and non-overlapping held-out windows (each held-out character scored once)."""
     vocab = Vocabulary.from_text(text)
     train_ids, heldout_ids = split_text(vocab.encode(text), heldout_fraction, seq_length)
     return WindowDataset(
         train=windows(train_ids, seq_length, stride),
-        heldout=windows(heldout_ids, seq_length, stride),
+        heldout=windows(heldout_ids, seq_length, seq_length),
         vocab=vocab,
     )
 
@@ -99,6 +104,18 @@ def save_dataset(ds: WindowDataset, folder: str | Path) -> None:
     write_npy(folder / "train.npy", ds.train)
     write_npy(folder / "heldout.npy", ds.heldout)
     write_text(folder / "vocab.json", ds.vocab.to_json())
+
+
+def load_meta(folder: str | Path) -> dict:
+    """dataset.json of a prepared dataset: characters, vocab_size, seq_length, stride, ..."""
+    path = Path(folder) / "dataset.json"
+    try:
+        meta = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the dataset description ({exc}); run the prepare stage") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("stride"), int):
+        raise DataError(f"{path}: expected a JSON object with an integer 'stride', found {str(meta)[:80]}")
+    return meta
 
 
 def load_dataset(folder: str | Path) -> WindowDataset:
@@ -121,13 +138,18 @@ def load_dataset(folder: str | Path) -> WindowDataset:
     return ds
 
 
-def stream_batches(ids: np.ndarray, batch_size: int, seq_length: int) -> np.ndarray:
+def stream_batches(ids: np.ndarray, batch_size: int, seq_length: int, doc_starts: np.ndarray | None = None):
     """Lay a long stream ids int[L] out for stateful training: int32[K, B, seq_length + 1].
 
     The stream is cut into `batch_size` contiguous parts, one per row, and each part into K
     consecutive windows, so row i of batch k+1 continues row i of batch k (the char-rnn / PTB
     language-model layout). Window k of row i covers part i's steps [k*T, (k+1)*T] inclusive:
     its last input is followed by its target, the first input of the next window.
+
+    For a stream of documents, give doc_starts bool[L], True at the first id of each document:
+    the result is then (windows int32[K, B, T + 1], reset bool[K, B, T]) with reset True at the
+    inputs where a document starts, the `reset` argument of the LSTM layer (the state is zeroed
+    there, inside a window as well as at its first step).
     """
     ids = np.asarray(ids)
     k = (len(ids) - 1) // (batch_size * seq_length)
@@ -140,4 +162,9 @@ def stream_batches(ids: np.ndarray, batch_size: int, seq_length: int) -> np.ndar
     row_start = np.arange(batch_size) * part
     win_start = np.arange(k) * seq_length
     idx = row_start[None, :, None] + win_start[:, None, None] + np.arange(seq_length + 1)[None, None, :]
-    return ids[idx].astype(np.int32)
+    if doc_starts is None:
+        return ids[idx].astype(np.int32)
+    doc_starts = np.asarray(doc_starts, bool)
+    if doc_starts.shape != ids.shape:
+        raise DataError(f"doc_starts: expected bool[{len(ids)}] like ids, found shape {doc_starts.shape}")
+    return ids[idx].astype(np.int32), doc_starts[idx[..., :-1]]

@@ -15,6 +15,11 @@ that on a CPU cost more in memory traffic than the one big matmul saves. Here in
 Sigmoid is written as 0.5 * tanh(0.5 x) + 0.5, so the four gates are one tanh over [B, 4H]
 (XLA's CPU tanh is a fast rational approximation; its logistic is exp + divide).
 
+`reset` (bool[T, B] in scan order) zeroes the state of the selected rows before a step; the
+backward pass stops the cotangents of the state there. With `dtype` (mixed precision) the
+matmul operands are cast to it inside the loop, products and the weight gradients accumulate
+in float32, and the gates and c stay float32 (see `lstm.py`).
+
 `groups` splits the batch into independent row blocks whose recurrences are separate ops in
 the loop body, so XLA's CPU runtime can run them concurrently on different cores.
 """
@@ -25,6 +30,13 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+
+
+def matmul(a, b, dtype=None):
+    """a @ b; with a compute dtype, both operands cast to it and the product accumulated in float32."""
+    if dtype is None:
+        return a @ b
+    return jnp.matmul(a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
 
 
 def _gate_constants(hidden: int, dtype):
@@ -64,20 +76,24 @@ def _previous(seq, first, reverse: bool):
     return jnp.concatenate([first[None], seq[:-1]], 0)
 
 
-def _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll):
+def _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll, reset=None, dtype=None):
     """Forward scan with kernel = [W_ih; W_hh] float[F + H, 4H]. Returns ((c_T, h_T), per-group
     tuples (out, h_state, c_prev, gates)), each block time-major [T, B / groups, ...];
-    h_state is None without a mask (it equals out)."""
-    scale, offset = _gate_constants(c0.shape[-1], x.dtype)
+    h_state is None without a mask (it equals out); c_prev is the cell after any reset."""
+    scale, offset = _gate_constants(c0.shape[-1], x.dtype if dtype is None else jnp.float32)
     keeps = _rows(h_keep, groups)
 
-    def one_group(x_t, m, c, h, keep):
+    def one_group(x_t, m, r, c, h, keep):
+        if r is not None:
+            c, h = jnp.where(r[:, None], 0.0, c), jnp.where(r[:, None], 0.0, h)
         h_in = h if keep is None else h * keep
-        z = jnp.concatenate([x_t, h_in], axis=-1) @ kernel + bias
+        z = matmul(jnp.concatenate([x_t, h_in], axis=-1), kernel, dtype) + bias
         a = jnp.tanh(z * scale) * scale + offset
         i, f, g, o = jnp.split(a, 4, axis=-1)
         c_new = f * c + i * g
         h_new = o * jnp.tanh(c_new)
+        if dtype is not None:
+            h_new = h_new.astype(h.dtype)
         if m is None:
             return (c_new, h_new), (h_new, None, c, a)
         keep_row = m[:, None]
@@ -85,19 +101,23 @@ def _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll):
         return (c_next, h_next), (jnp.where(keep_row, h_new, 0.0), h_next, c, a)
 
     def step(carry, inputs):
-        x_t, m = inputs
-        results = [one_group(_group(x_t, k, groups), _group(m, k, groups), *carry[k], keeps[k]) for k in range(groups)]
+        x_t, m, r = inputs
+        results = [
+            one_group(_group(x_t, k, groups), _group(m, k, groups), _group(r, k, groups), *carry[k], keeps[k])
+            for k in range(groups)
+        ]
         return tuple(r[0] for r in results), tuple(r[1] for r in results)
 
     carry0 = tuple(zip(_rows(c0, groups), _rows(h0, groups)))
-    carry, per_group = jax.lax.scan(
-        step, carry0, (_grouped(x, groups), _grouped(mask, groups)), reverse=reverse, unroll=unroll
-    )
+    xs = (_grouped(x, groups), _grouped(mask, groups), _grouped(reset, groups))
+    carry, per_group = jax.lax.scan(step, carry0, xs, reverse=reverse, unroll=unroll)
     return (_join([c for c, _ in carry], 0), _join([h for _, h in carry], 0)), per_group
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(8, 9, 10))
-def fused_lstm(x, kernel_ih, kernel_hh, bias, c0, h0, mask, h_keep, reverse=False, groups=1, unroll=1):
+@partial(jax.custom_vjp, nondiff_argnums=(8, 9, 10, 12))
+def fused_lstm(
+    x, kernel_ih, kernel_hh, bias, c0, h0, mask, h_keep, reverse=False, groups=1, unroll=1, reset=None, dtype=None
+):
     """The LSTM recurrence over time-major inputs, with a hand-written backward pass.
 
     Args:
@@ -110,32 +130,37 @@ def fused_lstm(x, kernel_ih, kernel_hh, bias, c0, h0, mask, h_keep, reverse=Fals
       reverse: scan from the last step to the first.
       groups: independent batch row groups per loop step (must divide B).
       unroll: steps per loop iteration.
+      reset: bool[T, B] or None: where True the state is zeroed before the step (scan order).
+      dtype: None, or the compute dtype of mixed precision: x, h0, h_keep and the outputs are
+        then in it, c0 and the kernels and bias float32.
 
     Returns ((c_T, h_T), outputs float[T, B, H]).
     """
     kernel = jnp.concatenate([kernel_ih, kernel_hh], axis=0)
-    final, per_group = _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll)
+    final, per_group = _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll, reset, dtype)
     return final, _join([g[0] for g in per_group])  # the residuals stay unbuilt: no backward pass
 
 
-def _fused_fwd(x, kernel_ih, kernel_hh, bias, c0, h0, mask, h_keep, reverse, groups, unroll):
+def _fused_fwd(x, kernel_ih, kernel_hh, bias, c0, h0, mask, h_keep, reverse, groups, unroll, reset, dtype):
     kernel = jnp.concatenate([kernel_ih, kernel_hh], axis=0)
-    final, per_group = _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll)
+    final, per_group = _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll, reset, dtype)
     out = _join([g[0] for g in per_group])
     h_seqs = tuple(g[0] if g[1] is None else g[1] for g in per_group)
     c_prevs, gates = tuple(g[2] for g in per_group), tuple(g[3] for g in per_group)
-    return (final, out), (x, kernel, h0, mask, h_keep, h_seqs, c_prevs, gates)
+    return (final, out), (x, kernel, h0, mask, h_keep, reset, h_seqs, c_prevs, gates)
 
 
-def _fused_bwd(reverse, groups, unroll, residuals, cotangents):
-    x, kernel, h0, mask, h_keep, h_seqs, c_prevs, gates = residuals
+def _fused_bwd(reverse, groups, unroll, dtype, residuals, cotangents):
+    x, kernel, h0, mask, h_keep, reset, h_seqs, c_prevs, gates = residuals
     (dc_last, dh_last), d_out = cotangents
+    if dtype is not None:  # the state's cotangents travel in float32
+        dc_last, dh_last = dc_last.astype(jnp.float32), dh_last.astype(jnp.float32)
     features, hidden = x.shape[-1], kernel.shape[-1] // 4
     kernel_t = kernel.T
     is_sigmoid = (jnp.arange(4 * hidden) // hidden) != 2  # i, f, o are sigmoids; g is tanh
     keeps = _rows(h_keep, groups)
 
-    def one_group(dc, dh, d_o, a, cp, x_t, h_prev, m, keep):
+    def one_group(dc, dh, d_o, a, cp, x_t, h_prev, m, r, keep):
         if m is None:
             d_new_h, d_new_c = dh + d_o, dc
         else:  # a masked step passes the cotangents straight to the step before it
@@ -148,8 +173,12 @@ def _fused_bwd(reverse, groups, unroll, residuals, cotangents):
         # d(sigmoid) = s (1 - s), d(tanh) = 1 - t^2, i.e. slope * a * (1 - a) + (1 - slope) * (1 - a^2).
         d_act = jnp.concatenate([dc_total * g, dc_total * cp, dc_total * i, d_new_h * tanh_c], axis=-1)
         dz = d_act * jnp.where(is_sigmoid, a * (1.0 - a), 1.0 - a * a)
-        d_xh = dz @ kernel_t  # [dx_t, dh_prev] in one matmul
+        d_xh = matmul(dz, kernel_t, dtype)  # [dx_t, dh_prev] in one matmul
         dx, dh_prev = d_xh[:, :features], d_xh[:, features:]
+        if dtype is not None:
+            dx = dx.astype(x_t.dtype)
+        if r is not None:  # the state this step saw was zero
+            h_prev = jnp.where(r[:, None], 0.0, h_prev)
         h_in = h_prev if keep is None else h_prev * keep
         if keep is not None:
             dh_prev = dh_prev * keep
@@ -157,12 +186,14 @@ def _fused_bwd(reverse, groups, unroll, residuals, cotangents):
         if m is not None:
             dh_prev = dh_prev + jnp.where(keep_row, 0.0, dh)
             dc_prev = dc_prev + jnp.where(keep_row, 0.0, dc)
-        d_kernel = jnp.concatenate([x_t, h_in], axis=-1).T @ dz
+        if r is not None:  # nothing flows through a reset to the steps before it
+            dh_prev, dc_prev = jnp.where(r[:, None], 0.0, dh_prev), jnp.where(r[:, None], 0.0, dc_prev)
+        d_kernel = matmul(jnp.concatenate([x_t, h_in], axis=-1).T, dz, dtype)
         return (dc_prev, dh_prev), dx, d_kernel, jnp.sum(dz, axis=0)
 
     def step(carry, inputs):
         states, d_kernel, d_bias = carry
-        d_o, a, cp, x_t, hp, m = inputs
+        d_o, a, cp, x_t, hp, m, r = inputs
         results = [
             one_group(
                 *states[k],
@@ -172,6 +203,7 @@ def _fused_bwd(reverse, groups, unroll, residuals, cotangents):
                 _group(x_t, k, groups),
                 hp[k],
                 _group(m, k, groups),
+                _group(r, k, groups),
                 keeps[k],
             )
             for k in range(groups)
@@ -187,11 +219,21 @@ def _fused_bwd(reverse, groups, unroll, residuals, cotangents):
         jnp.zeros_like(kernel),
         jnp.zeros(kernel.shape[-1], kernel.dtype),
     )
-    xs = (_grouped(d_out, groups), gates, c_prevs, _grouped(x, groups), h_prevs, _grouped(mask, groups))
+    xs = (
+        _grouped(d_out, groups),
+        gates,
+        c_prevs,
+        _grouped(x, groups),
+        h_prevs,
+        _grouped(mask, groups),
+        _grouped(reset, groups),
+    )
     (states, d_kernel, d_bias), dxs = jax.lax.scan(step, carry0, xs, reverse=not reverse, unroll=unroll)
     dc0 = _join([c for c, _ in states], 0)
     dh0 = _join([h for _, h in states], 0)
-    return (_join(list(dxs)), d_kernel[:features], d_kernel[features:], d_bias, dc0, dh0, None, None)
+    if dtype is not None:
+        dh0 = dh0.astype(h0.dtype)
+    return (_join(list(dxs)), d_kernel[:features], d_kernel[features:], d_bias, dc0, dh0, None, None, None)
 
 
 fused_lstm.defvjp(_fused_fwd, _fused_bwd)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax.errors import ArgumentError
+from lstm_jax.limits import MAX_TEMPERATURE, MIN_TEMPERATURE
 from lstm_jax.vocab import PAD_ID
 
 
@@ -37,6 +38,8 @@ def make_sampler(model, length: int, temperature: float = 0.0, top_k: int = 0):
     token and carries the state: O(1) work per token.
     """
 
+    _check_sampling(length, temperature, top_k)
+
     def run(params, seed, seed_mask, key):
         logits, state = model.apply({"params": params}, seed, mask=seed_mask)
 
@@ -50,6 +53,22 @@ def make_sampler(model, length: int, temperature: float = 0.0, top_k: int = 0):
         return tokens.T
 
     return jax.jit(run)
+
+
+def _check_sampling(length: int, temperature: float, top_k: int) -> None:
+    """Sampling arguments that would silently go wrong: a NaN or infinite temperature gives
+    NaN logits (and only PAD tokens); one so small that logits / temperature overflows float32
+    does the same; so does a non-integer or negative length or top_k."""
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+        raise ArgumentError(f"length: expected an integer >= 1, found {length!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+        raise ArgumentError(f"top_k: expected an integer >= 0, found {top_k!r}")
+    t = float(temperature)
+    if not (t == 0 or MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
+        raise ArgumentError(
+            f"temperature: expected 0 (greedy) or a number in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], "
+            f"found {temperature!r}"
+        )
 
 
 def left_pad(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The LSTM recurrence: gate math, one `lax.scan` over time, masks and explicit state.
+"""The LSTM recurrence: gate math, one `lax.scan` over time, masks, resets and explicit state.
 
 Gate order is i, f, g, o (PyTorch's). With z = x W_ih + h W_hh + b split into four:
 
@@ -8,6 +8,11 @@ Gate order is i, f, g, o (PyTorch's). With z = x W_ih + h W_hh + b split into fo
 
 Everything here is a pure function of arrays; the Flax module in `layers.py` owns the weights.
 Inside, the recurrence is time-major (`[T, B, ...]`) so that `lax.scan` slices the leading axis.
+
+Mixed precision (`dtype` not None, e.g. bfloat16): the operands of every matmul (x, h and the
+kernels, cast inside the loop) are in `dtype`, products are accumulated in float32
+(`preferred_element_type`), the gate math and the cell state c are float32, h is stored in
+`dtype`, and the gradients of the float32 kernels are accumulated in float32.
 """
 
 from __future__ import annotations
@@ -18,20 +23,22 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.fused import fused_lstm
+from lstm_jax.fused import fused_lstm, matmul
 
 
 class LSTMState(NamedTuple):
     """State of one LSTM layer in one direction."""
 
     c: jax.Array  # float32[B, H]
-    h: jax.Array  # float32[B, H], or float32[B, P] with a projection
+    h: jax.Array  # float32[B, H], or float32[B, P] with a projection (the compute dtype if mixed)
 
 
-def zeros_state(batch_size: int, hidden_size: int, proj_size: int = 0, dtype=jnp.float32) -> LSTMState:
-    """A zero state: c float32[batch_size, hidden_size], h float32[batch_size, proj_size or hidden_size]."""
+def zeros_state(batch_size: int, hidden_size: int, proj_size: int = 0, dtype=jnp.float32, c_dtype=None) -> LSTMState:
+    """A zero state: c float32[batch_size, hidden_size], h float32[batch_size, proj_size or hidden_size].
+    `dtype` is h's dtype, and c's too unless `c_dtype` is given (mixed precision keeps c in float32)."""
     return LSTMState(
-        c=jnp.zeros((batch_size, hidden_size), dtype), h=jnp.zeros((batch_size, proj_size or hidden_size), dtype)
+        c=jnp.zeros((batch_size, hidden_size), c_dtype or dtype),
+        h=jnp.zeros((batch_size, proj_size or hidden_size), dtype),
     )
 
 
@@ -58,6 +65,21 @@ def cell(z: jax.Array, c: jax.Array) -> LSTMState:
     return LSTMState(c=c_new, h=h_new)
 
 
+def layer_norm(v: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """(v - mean) / sqrt(var + eps) * scale + bias over the last axis, in float32 (Ba et al. 2016)."""
+    v = v.astype(jnp.float32)
+    mean = jnp.mean(v, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(v - mean), axis=-1, keepdims=True)
+    return (v - mean) * jax.lax.rsqrt(var + eps) * scale + bias
+
+
+def ln_cell(z: jax.Array, c: jax.Array, scale_c: jax.Array, bias_c: jax.Array) -> LSTMState:
+    """The layer-normalised cell of Ba, Kiros & Hinton 2016 (sec. 3.1): h' = o * tanh(LN(c'))."""
+    z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
+    c_new = jax.nn.sigmoid(z_f) * c + jax.nn.sigmoid(z_i) * jnp.tanh(z_g)
+    return LSTMState(c=c_new, h=jax.nn.sigmoid(z_o) * jnp.tanh(layer_norm(c_new, scale_c, bias_c)))
+
+
 def lengths_to_mask(lengths: jax.Array, max_length: int) -> jax.Array:
     """bool[B, T] that is True at the first `lengths[b]` steps of row b (right padding)."""
     return jnp.arange(max_length)[None, :] < jnp.asarray(lengths)[:, None]
@@ -78,6 +100,24 @@ def resolve_mask(batch: int, time: int, lengths=None, mask=None) -> jax.Array | 
     return mask
 
 
+def scan_order_reset(reset: jax.Array | None, reverse: bool) -> jax.Array | None:
+    """Resets bool[T, B] ("a new segment starts at step t") in the order a scan consumes them:
+    the state is zeroed before step t going forward, and before step t - 1 (after step t)
+    going in reverse, so each segment of a bidirectional layer sees only itself."""
+    if reset is None or not reverse:
+        return reset
+    return jnp.concatenate([reset[1:], jnp.zeros_like(reset[:1])], 0)
+
+
+def _zone(previous, new, keep_previous):
+    """Zoneout: bool mask -> previous where True; a float rate (evaluation) -> the expectation."""
+    if keep_previous is None:
+        return new
+    if keep_previous.dtype == jnp.bool_:
+        return jnp.where(keep_previous, previous, new)
+    return (keep_previous * previous + (1.0 - keep_previous) * new).astype(new.dtype)
+
+
 def lstm_scan(
     x_proj: jax.Array,
     kernel_hh: jax.Array,
@@ -86,6 +126,10 @@ def lstm_scan(
     *,
     kernel_proj: jax.Array | None = None,
     h_keep: jax.Array | None = None,
+    reset: jax.Array | None = None,
+    zoneout: tuple | None = None,
+    norm: dict | None = None,
+    dtype=None,
     reverse: bool = False,
     unroll: int = 1,
 ) -> tuple[LSTMState, jax.Array]:
@@ -102,26 +146,52 @@ def lstm_scan(
         (Sak et al. 2014, PyTorch's `proj_size`): h = (o * tanh(c)) W_hr.
       h_keep: optional float32[B, P] multiplied into h before the recurrent matmul: recurrent
         (variational) dropout with one mask for every step of a sequence (Gal & Ghahramani 2016).
+      reset: optional bool[T, B] in scan order: where True the state is zeroed before the step.
+      zoneout: optional (keep_c, keep_h): each bool[T, B, H or P] (training: where True the unit
+        keeps its previous value) or a float scalar (evaluation: the rate, mixing in expectation);
+        Krueger et al. 2016.
+      norm: optional layer-norm parameters {"hh_scale", "hh_bias": float32[4H], "c_scale",
+        "c_bias": float32[H]}: LN of h W_hh and of c before the output tanh (Ba et al. 2016);
+        the LN of x W_ih is part of x_proj.
+      dtype: None, or the compute dtype of mixed precision (see the module docstring).
       reverse: scan from the last step to the first; outputs stay in input order.
       unroll: steps per loop iteration, passed to `lax.scan`.
 
     Returns:
       (final_state, outputs float32[T, B, P]).
     """
+    zone_c, zone_h = (None, None) if zoneout is None else zoneout
+    per_step = [z if z is not None and jnp.ndim(z) == 3 else None for z in (zone_c, zone_h)]
+    constant = [jnp.asarray(z) if z is not None and jnp.ndim(z) != 3 else None for z in (zone_c, zone_h)]
 
     def step(carry: LSTMState, inputs):
-        xz, m = inputs
+        xz, m, r, zc, zh = inputs
+        if r is not None:
+            carry = reset_state(carry, r)
         h_in = carry.h if h_keep is None else carry.h * h_keep
-        new = cell(xz + h_in @ kernel_hh, carry.c)
+        rec = matmul(h_in, kernel_hh, dtype)
+        if norm is None:
+            new = cell(xz + rec, carry.c)
+        else:
+            new = ln_cell(
+                xz + layer_norm(rec, norm["hh_scale"], norm["hh_bias"]), carry.c, norm["c_scale"], norm["c_bias"]
+            )
         if kernel_proj is not None:
-            new = LSTMState(c=new.c, h=new.h @ kernel_proj)
+            new = LSTMState(c=new.c, h=matmul(new.h if dtype is None else new.h.astype(dtype), kernel_proj, dtype))
+        if dtype is not None:
+            new = LSTMState(c=new.c, h=new.h.astype(dtype))
+        if zoneout is not None:
+            zc = constant[0] if zc is None else zc
+            zh = constant[1] if zh is None else zh
+            new = LSTMState(c=_zone(carry.c, new.c, zc), h=_zone(carry.h, new.h, zh))
         if m is None:
             return new, new.h
         keep = m[:, None]
         new = LSTMState(c=jnp.where(keep, new.c, carry.c), h=jnp.where(keep, new.h, carry.h))
         return new, jnp.where(keep, new.h, jnp.zeros_like(new.h))
 
-    return jax.lax.scan(step, state, (x_proj, mask), reverse=reverse, unroll=unroll)
+    xs = (x_proj, mask, reset, per_step[0], per_step[1])
+    return jax.lax.scan(step, state, xs, reverse=reverse, unroll=unroll)
 
 
 IMPLEMENTATIONS = ("fused", "scan")
@@ -137,6 +207,10 @@ def recurrence(
     *,
     kernel_proj: jax.Array | None = None,
     h_keep: jax.Array | None = None,
+    reset: jax.Array | None = None,
+    zoneout: tuple | None = None,
+    norm: dict | None = None,
+    dtype=None,
     reverse: bool = False,
     unroll: int = 1,
     implementation: str = "fused",
@@ -144,27 +218,54 @@ def recurrence(
 ) -> tuple[LSTMState, jax.Array]:
     """One layer, one direction, over time-major inputs x float[T, B, F].
 
-    kernel_ih float[F, 4H], kernel_hh float[P, 4H], bias float[4H] or None; the other arguments
-    and the result as in `lstm_scan`. "fused" (`fused.fused_lstm`: one [x_t, h] matmul per step,
-    hand-written backward pass) serves every layer without a projection; "scan" hoists the
-    input projection for all steps out of the loop as one matmul and runs `lstm_scan` under
-    plain autodiff (which, unlike a custom VJP, also supports forward-mode derivatives).
-    `batch_groups` applies to "fused" only.
+    kernel_ih float[F, 4H], kernel_hh float[P, 4H], bias float[4H] or None; reset bool[T, B]
+    (True at step t: a new segment starts at t, the state is zeroed before it; in reverse, after
+    it); norm may also hold "ih_scale", "ih_bias" float32[4H] for the LN of x W_ih; the other
+    arguments and the result as in `lstm_scan`. "fused" (`fused.fused_lstm`: one [x_t, h]
+    matmul per step, hand-written backward pass) serves every layer without a projection,
+    zoneout or layer norm; "scan" hoists the input projection for all steps out of the loop as
+    one matmul and runs `lstm_scan` under plain autodiff (which, unlike a custom VJP, also
+    supports forward-mode derivatives). `batch_groups` applies to "fused" only.
+
+    Inputs at masked steps are replaced by zeros first, so that no value there (NaN or inf
+    included) reaches an output or a gradient. A sequence of length 0 returns `state` and
+    outputs of shape [0, B, P] on both paths.
     """
     if implementation not in IMPLEMENTATIONS:
         raise ArgumentError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
-    batch = x.shape[1]
+    steps, batch = x.shape[0], x.shape[1]
     if batch_groups < 1 or batch % batch_groups:
         raise ArgumentError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
-    if implementation == "scan" or kernel_proj is not None:
-        x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih)  # all steps in one matmul
+    if steps == 0:
+        return state, jnp.zeros((0, batch, state.h.shape[-1]), state.h.dtype)
+    if mask is not None:
+        x = jnp.where(mask[..., None], x, jnp.zeros_like(x))
+    reset = scan_order_reset(reset, reverse)
+    if implementation == "scan" or kernel_proj is not None or zoneout is not None or norm is not None:
+        if dtype is None:
+            x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih)  # all steps in one matmul
+        else:
+            x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih.astype(dtype), preferred_element_type=jnp.float32)
+        if norm is not None:
+            x_proj = layer_norm(x_proj, norm["ih_scale"], norm["ih_bias"])
         if bias is not None:
             x_proj = x_proj + bias
         return lstm_scan(
-            x_proj, kernel_hh, state, mask, kernel_proj=kernel_proj, h_keep=h_keep, reverse=reverse, unroll=unroll
+            x_proj,
+            kernel_hh,
+            state,
+            mask,
+            kernel_proj=kernel_proj,
+            h_keep=h_keep,
+            reset=reset,
+            zoneout=zoneout,
+            norm=norm,
+            dtype=dtype,
+            reverse=reverse,
+            unroll=unroll,
         )
-    bias = jnp.zeros(kernel_hh.shape[-1], x.dtype) if bias is None else bias
+    bias = jnp.zeros(kernel_hh.shape[-1], kernel_hh.dtype) if bias is None else bias
     (c, h), out = fused_lstm(
-        x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse, batch_groups, unroll
+        x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse, batch_groups, unroll, reset, dtype
     )
     return LSTMState(c=c, h=h), out

@@ -49,6 +49,20 @@ def token_sums(logits, targets, weights) -> MetricSums:
     return MetricSums(loss=jnp.sum(ce * weights), correct=jnp.sum(correct * weights), count=jnp.sum(weights))
 
 
+def with_bits(row: dict) -> dict:
+    """`row` plus, for each "<prefix>loss" (mean cross-entropy in nats per token), the language-
+    modelling figures "<prefix>bpc" (bits per token, loss / ln 2) and "<prefix>perplexity"
+    (exp(loss)), placed after it."""
+    out = {}
+    for key, value in row.items():
+        out[key] = value
+        if key.endswith("loss"):
+            stem = key[: -len("loss")]
+            out[f"{stem}bpc"] = float(value) / float(np.log(2.0))
+            out[f"{stem}perplexity"] = float(np.exp(min(float(value), 700.0)))
+    return out
+
+
 def forgetting_summary(matrix) -> dict:
     """Summary of an accuracy matrix A[i][j] = accuracy on dataset j after training on dataset i
     (in order i = 0..N-1), as in Chaudhry et al. 2018 (Riemannian Walk):

@@ -26,11 +26,19 @@ class CharLM(nn.Module):
     num_layers: int = 1
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    # Mixed precision (see `LSTM`): "bfloat16" or "float16" for the embeddings and the LSTM;
+    # the head computes the logits in float32. None and "float32" compute exactly as before.
+    dtype: str | None = None
+    param_dtype: str = "float32"
+    # On the embeddings and on the top LSTM output (the non-recurrent connections, Zaremba et
+    # al. 2014), so it regularises a one-layer model too; `dropout` acts between layers only.
+    io_dropout: float = 0.0
 
     def setup(self):
-        self.embed = nn.Embed(self.vocab_size, self.embed_dim)
+        self.embed = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype)
         self.lstm = LSTM(**self._lstm_kwargs())
-        self.head = nn.Dense(self.vocab_size)
+        self.head = nn.Dense(self.vocab_size, dtype=jnp.float32, param_dtype=self.param_dtype)
+        self.drop = nn.Dropout(self.io_dropout)
 
     def _lstm_kwargs(self) -> dict:
         return dict(
@@ -38,12 +46,14 @@ class CharLM(nn.Module):
             num_layers=self.num_layers,
             dropout=self.dropout,
             recurrent_dropout=self.recurrent_dropout,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
         )
 
     def __call__(self, tokens, state=None, *, lengths=None, mask=None, deterministic=True):
-        x = self.embed(tokens)
+        x = self.drop(self.embed(tokens), deterministic=deterministic)
         h, state = self.lstm(x, state, lengths=lengths, mask=mask, deterministic=deterministic)
-        return self.head(h), state
+        return self.head(self.drop(h, deterministic=deterministic)), state
 
     def initial_state(self, batch_size: int):
         """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
@@ -66,10 +76,12 @@ class SequenceClassifier(nn.Module):
     hidden_size: int = 32
     num_layers: int = 1
     features: int | None = None  # F; optional for training, needed to rebuild from a checkpoint
+    dtype: str | None = None  # mixed precision of the LSTM, as in CharLM
+    param_dtype: str = "float32"
 
     def setup(self):
-        self.lstm = LSTM(self.hidden_size, self.num_layers)
-        self.head = nn.Dense(self.num_classes)
+        self.lstm = LSTM(self.hidden_size, self.num_layers, dtype=self.dtype, param_dtype=self.param_dtype)
+        self.head = nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=self.param_dtype)
 
     def __call__(self, x, state=None, *, lengths=None, mask=None, deterministic=True):
         if self.features is not None and x.shape[-1] != self.features:
@@ -81,7 +93,8 @@ class SequenceClassifier(nn.Module):
 
     def initial_state(self, batch_size: int):
         """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
-        return LSTM(self.hidden_size, self.num_layers, parent=None).initial_state(batch_size)
+        lstm = LSTM(self.hidden_size, self.num_layers, dtype=self.dtype, param_dtype=self.param_dtype, parent=None)
+        return lstm.initial_state(batch_size)
 
     def example_input(self):
         """float32[1, 1, F]: an input to initialise the parameters with (needs `features`)."""

@@ -20,7 +20,7 @@ from flax.training.train_state import TrainState
 from lstm_jax.errors import ArgumentError, CheckpointError, TrainingDiverged
 from lstm_jax.evaluation import Evaluator, split_window
 from lstm_jax.lstm import reset_state
-from lstm_jax.metrics import MetricSums, token_sums
+from lstm_jax.metrics import MetricSums, token_sums, with_bits
 from lstm_jax.timing import Timed
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,15 @@ def make_optimizer(
     warmup_steps: int = 0,
     final_lr_factor: float = 1.0,
     clip_norm: float | None = None,
+    weight_decay: float = 0.0,
 ) -> optax.GradientTransformation:
     """Adam (Kingma & Ba 2015) on the schedule of `make_schedule`, after clipping the global
-    gradient norm to `clip_norm` (Pascanu et al. 2013) when it is given."""
-    adam = optax.adam(
-        make_schedule(
-            learning_rate, total_steps, schedule=schedule, warmup_steps=warmup_steps, final_lr_factor=final_lr_factor
-        )
+    gradient norm to `clip_norm` (Pascanu et al. 2013) when it is given; with `weight_decay`
+    > 0, AdamW's decoupled weight decay (Loshchilov & Hutter 2019), scaled by the schedule."""
+    lr = make_schedule(
+        learning_rate, total_steps, schedule=schedule, warmup_steps=warmup_steps, final_lr_factor=final_lr_factor
     )
+    adam = optax.adamw(lr, weight_decay=weight_decay) if weight_decay > 0 else optax.adam(lr)
     return adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
 
 
@@ -207,23 +208,30 @@ def make_stateful_train_epoch(model):
 
 
 class FitResult(NamedTuple):
-    """What `fit` returns: the trained `TrainState`, one dict per epoch (epoch, train_loss,
-    train_accuracy, heldout_loss, heldout_accuracy) and the `Timed` programs by name."""
+    """What `fit` returns: the trained `TrainState`, one dict per epoch (epoch, train_ and
+    heldout_ loss, bpc, perplexity, accuracy), the `Timed` programs by name, and the epoch with
+    the lowest held-out loss (`best_epoch`, 1-based) with its parameters (`best_params`, None
+    unless `fit` was asked to keep them)."""
 
     state: TrainState
     history: list[dict]
     timers: dict[str, Timed]
+    best_epoch: int = 0
+    best_params: dict | None = None
 
 
 class TrainResult(NamedTuple):
-    """What `train_model` returns: `FitResult`'s fields, plus `final` (exact train_/heldout_ loss
-    and accuracy of the trained parameters) and the `Evaluator` that computed it."""
+    """What `train_model` returns: `FitResult`'s fields, plus `final` (exact train_/heldout_ loss,
+    bpc, perplexity and accuracy of the returned parameters) and the `Evaluator` that computed
+    it. `best_epoch` is the epoch of lowest held-out loss; with `keep_best` the state's params
+    are that epoch's (its optimizer state and step stay the last epoch's)."""
 
     state: TrainState
     history: list[dict]
     final: dict[str, float]
     evaluator: Evaluator
     timers: dict[str, Timed]
+    best_epoch: int = 0
 
 
 def _progress_bar(total: int, initial: int, desc: str):
@@ -251,6 +259,8 @@ def fit(
     checkpointer=None,
     max_loss: float = np.inf,
     on_epoch=None,
+    patience: int | None = None,
+    keep_best: bool = False,
 ) -> FitResult:
     """Train for `epochs` shuffled epochs on windows int32[N, T+1]; evaluate the held-out
     windows int32[M, T+1] after each.
@@ -263,7 +273,15 @@ def fit(
     History rows hold running means of the epoch's steps (train_) and held-out metrics.
     `on_epoch(row)` is called with every history row in order, rows restored from a checkpoint
     first, so a logger that starts afresh at each call of `fit` sees the whole run.
+
+    Early stopping: with `patience`, training stops after `patience` epochs in a row without a
+    lower held-out loss than the best so far. With `keep_best` (implied by `patience`), the
+    best epoch's parameters are kept (in the checkpoints too, so a resumed run keeps the same
+    ones) and returned as `best_params`; `state` is always the last epoch's.
     """
+    if patience is not None and patience < 1:
+        raise ArgumentError(f"patience: expected an integer >= 1 or None, found {patience}")
+    keep_best = keep_best or patience is not None
     n_windows = train.shape[0]
     n_batches = n_windows // batch_size
     if n_batches < 1:
@@ -272,21 +290,27 @@ def fit(
     permute = jax.jit(lambda k: jax.random.permutation(k, n_windows))
     train_dev = jnp.asarray(train)
     zero = MetricSums.zeros().to_numpy()
-    progress = {"epoch": 0, "batch": 0, "sums": zero, "history": []}
+    progress = {"epoch": 0, "batch": 0, "sums": zero, "history": [], "best": {"epoch": 0, "heldout_loss": None}}
+    best_params = None
     if checkpointer is not None:
         restored = checkpointer.restore(state)
         if restored is not None:
             state, progress = restored
+            best_params = progress.pop("best_params", None)
             if progress["key"] != np.asarray(jax.random.key_data(key)).tolist():
                 raise CheckpointError(f"{checkpointer.folder}: the checkpoint's PRNG key differs from this run's")
             log.info("%s: resumed from %s at step %d", desc, checkpointer.folder, int(state.step))
     every = checkpointer.every if checkpointer is not None else n_batches
     history = list(progress["history"])
+    best = dict(progress.get("best") or {"epoch": 0, "heldout_loss": None})
+    if keep_best and best["epoch"] > 0 and best_params is None:
+        raise CheckpointError(f"{checkpointer.folder}: the checkpoint records a best epoch but not its parameters")
     if on_epoch is not None:
         for row in history:
             on_epoch(row)
     bar = _progress_bar(epochs * n_batches, int(state.step), desc)
-    for epoch in range(progress["epoch"], epochs):
+    stopped = patience is not None and best["epoch"] > 0 and len(history) - best["epoch"] >= patience
+    for epoch in range(progress["epoch"], 0 if stopped else epochs):
         order_key, dropout_key = jax.random.split(jax.random.fold_in(key, epoch))
         order = permute(order_key)
         resuming = epoch == progress["epoch"]
@@ -315,10 +339,14 @@ def fit(
                         "batch": batch,
                         "sums": sums,
                         "history": history,
+                        "best": best,
                         "key": np.asarray(jax.random.key_data(key)).tolist(),
                     },
+                    **({"best_params": best_params if best["epoch"] > 0 else None} if keep_best else {}),
                 )
-        row = {"epoch": epoch + 1, **sums.summary("train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
+        row = with_bits(
+            {"epoch": epoch + 1, **sums.summary("train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
+        )
         log.info(
             "%s: epoch %d/%d: train loss %.4f, held-out loss %.4f, held-out accuracy %.4f",
             desc,
@@ -333,11 +361,19 @@ def fit(
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
+        if best["heldout_loss"] is None or row["heldout_loss"] < best["heldout_loss"]:
+            best = {"epoch": epoch + 1, "heldout_loss": row["heldout_loss"]}
+            best_params = state.params if keep_best else None
+        if patience is not None and epoch + 1 - best["epoch"] >= patience:
+            log.info(
+                "%s: early stop after epoch %d: no better held-out loss since epoch %d", desc, epoch + 1, best["epoch"]
+            )
+            break
     if bar is not None:
         bar.close()
     if checkpointer is not None:
         checkpointer.finish()
-    return FitResult(state, history, {f"{desc}_steps": run_chunk})
+    return FitResult(state, history, {f"{desc}_steps": run_chunk}, best["epoch"], best_params)
 
 
 def train_model(
@@ -354,18 +390,21 @@ def train_model(
     desc: str = "train",
     checkpointer=None,
     on_epoch=None,
+    patience: int | None = None,
+    keep_best: bool = False,
 ) -> TrainResult:
     """Train a token model (e.g. `CharLM`) from `params` with optimizer `tx` by `fit`, then
     evaluate the trained parameters exactly on both splits.
 
     Build `tx` for `count_steps(len(train), batch_size, epochs)` steps when its schedule needs
     the length. Training stops with `TrainingDiverged` if a batch's loss exceeds
-    EXPLODED_FACTOR * ln(V). `on_epoch` as in `fit`.
+    EXPLODED_FACTOR * ln(V). `on_epoch`, `patience` (early stopping) and `keep_best` (return
+    the best epoch's parameters) as in `fit`.
     """
     state = create_train_state(model, params, tx)
     evaluator = Evaluator(model.apply, eval_batch_size)
     max_loss = EXPLODED_FACTOR * float(np.log(model.vocab_size))
-    state, history, timers = fit(
+    fitted = fit(
         state,
         train,
         heldout,
@@ -377,6 +416,12 @@ def train_model(
         checkpointer=checkpointer,
         max_loss=max_loss,
         on_epoch=on_epoch,
+        patience=patience,
+        keep_best=keep_best,
     )
-    final = {**evaluator.metrics(state.params, train, "train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
-    return TrainResult(state, history, final, evaluator, {**timers, f"{desc}_evaluate": evaluator.evaluate})
+    state = fitted.state if fitted.best_params is None else fitted.state.replace(params=fitted.best_params)
+    final = with_bits(
+        {**evaluator.metrics(state.params, train, "train_"), **evaluator.metrics(state.params, heldout, "heldout_")}
+    )
+    timers = {**fitted.timers, f"{desc}_evaluate": evaluator.evaluate}
+    return TrainResult(state, fitted.history, final, evaluator, timers, fitted.best_epoch)

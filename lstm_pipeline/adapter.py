@@ -26,6 +26,7 @@ def optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransform
         warmup_steps=cfg.warmup_steps,
         final_lr_factor=cfg.final_lr_factor,
         clip_norm=cfg.clip_norm,
+        weight_decay=cfg.weight_decay,
     )
 
 

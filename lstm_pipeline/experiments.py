@@ -7,14 +7,18 @@ write them out.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from lstm_jax.classify import fit_epochs, make_accuracy, make_trainer
+from lstm_jax.errors import TrainingDiverged
 from lstm_jax.models import SequenceClassifier
 from lstm_jax.timing import Timed
+from lstm_jax.train import EXPLODED_FACTOR
 from lstm_pipeline.alphabet import LETTERS, build_patterns, letter_order, spell
 from lstm_pipeline.sequences import SequenceSet, concat, shifted_datasets, split
 
@@ -37,6 +41,34 @@ def make_recital(model, length: int, encode):
         return letters
 
     return jax.jit(jax.vmap(recite, in_axes=(0, None)))
+
+
+def check_diverged(epoch_loss, params, classes: int, where: str, runs: list[str], hint: str) -> None:
+    """The pipeline's divergence guard for the vmapped trainers (which run every epoch): raise
+    TrainingDiverged naming the first run and epoch whose mean loss is NaN, infinite or above
+    EXPLODED_FACTOR * ln(classes) (a uniform guess's loss), or a run whose trained parameters
+    are not finite. `epoch_loss` is float[R, epochs]; `runs` names the R runs."""
+    loss = np.asarray(epoch_loss, np.float64).reshape(len(runs), -1)
+    limit = EXPLODED_FACTOR * math.log(classes)
+    bad = ~np.isfinite(loss) | (loss > limit)
+    if bad.any():
+        r, e = np.argwhere(bad)[0]
+        value = loss[r, e]
+        why = (
+            "is NaN or infinite"
+            if not np.isfinite(value)
+            else f"exceeds {limit:.4g}, {EXPLODED_FACTOR:g} x ln({classes})"
+        )
+        raise TrainingDiverged(
+            f"{where}: {runs[r]}: epoch {e + 1}: loss {value:.4g} {why}; {hint}. Nothing was written"
+        )
+    for leaf in jax.tree.leaves(params):
+        rows = np.asarray(leaf).reshape(len(runs), -1)
+        if not np.isfinite(rows).all():
+            r = int(np.argmin(np.isfinite(rows).all(axis=1)))
+            raise TrainingDiverged(
+                f"{where}: {runs[r]}: parameters became NaN or infinite; {hint}. Nothing was written"
+            )
 
 
 def _mean_std(values) -> dict:
@@ -78,6 +110,15 @@ def run_alphabet_framing(cfg, framing) -> tuple[dict, list[dict], dict]:
         )
     )
     params, epoch_loss = train(keys, x, y, mask)
+    name = next((k for k, v in cfg.framings.items() if v is framing), framing.kind)
+    check_diverged(
+        epoch_loss,
+        params,
+        26,
+        f"alphabet.framings.{name}",
+        [f"{a} alphabet, seed {seed}" for a, seed in runs],
+        "lower alphabet.learning_rate",
+    )
     accuracy = make_accuracy(model, stateful=framing.stateful)
     n = x.shape[1]
     in_order = np.asarray(accuracy(params, x, y, mask, jnp.arange(n)))
@@ -164,6 +205,7 @@ def run_sequential(cfg) -> dict:
         return optax.adam(decay)
 
     compiled = {}  # one program per epoch length: the sequential datasets share one
+    hint = "lower sequential.learning_rate, or sequential.shift if the inputs overflow float32"
 
     def fit(params, key, data: SequenceSet, epoch_steps: int):
         if epoch_steps not in compiled:
@@ -192,10 +234,12 @@ def run_sequential(cfg) -> dict:
     matrix, loss_rows = [], []
     for i, data in enumerate(train_sets):
         params, losses = fit(params, jax.random.fold_in(key, i + 1), data, steps_per_epoch)
+        check_diverged(losses, params, 2, "sequential", [f"dataset {i}"], hint)
         matrix.append([float(accuracy(params, t.x, t.y, t.mask)) for t in test_sets])
         loss_rows += [{"epoch": i * cfg.epochs + e + 1, "dataset": i, "loss": float(v)} for e, v in enumerate(losses)]
 
     joint_data = concat(list(train_sets))  # N x the data for the same epochs = the same number of steps
     joint_params, joint_losses = fit(init, jax.random.fold_in(key, 99), joint_data, steps_per_epoch * cfg.datasets)
+    check_diverged(joint_losses, joint_params, 2, "sequential", ["joint training"], hint)
     joint = [float(accuracy(joint_params, t.x, t.y, t.mask)) for t in test_sets]
     return {"matrix": matrix, "joint": joint, "loss_rows": loss_rows, "joint_loss": [float(v) for v in joint_losses]}

@@ -17,11 +17,24 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from lstm_jax.data import count_steps, source_text, window_counts
+from lstm_jax.corpus import CHUNK_CHARS, PYTHON_DOCS, file_chunks, python_docs_text, scan, text_files, truncate
+from lstm_jax.data import count_steps, window_counts
 from lstm_jax.errors import ConfigError, LstmJaxError
+from lstm_jax.limits import (
+    FLOAT32_MAX,
+    MAX_GENERATE_LENGTH,
+    char_lm_bytes,
+    check_float32,
+    check_memory,
+    check_steps,
+    classifier_bytes,
+)
+from lstm_jax.safe_paths import irregular_entries
 from lstm_pipeline.alphabet import KINDS as ALPHABET_KINDS
+from lstm_pipeline.yamlfile import load_yaml, short
+
+
+BUILTIN_TEXTS = {PYTHON_DOCS: python_docs_text}
 
 
 def _check(default=dataclasses.MISSING, *, rule=None, expect: str = ""):
@@ -39,32 +52,60 @@ def _fraction(default=dataclasses.MISSING):
 
 @dataclass(frozen=True)
 class TextSource:
-    """One text: either inline (`text` repeated `repeat` times joined by `separator`) or a file."""
+    """One text: inline (`text` repeated `repeat` times joined by `separator`), a file or a folder
+    of files under texts/ (`path`), or a text that ships with Python (`builtin: python_docs`).
+    `stride` overrides prepare.stride for this text."""
 
     text: str | None = None
     repeat: int = _positive(1)
     separator: str = ""
     path: str | None = None
+    builtin: str | None = _check(None, rule=lambda v: v in BUILTIN_TEXTS, expect=f"one of {list(BUILTIN_TEXTS)}")
+    stride: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")
+    max_characters: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")  # a leading part only
+
+    def chunks(self, root: Path):
+        """A factory of chunk iterators over the text (`lstm_jax.corpus.prepare_dataset` reads it twice)."""
+        if self.path is not None:
+            files = text_files(root / self.path)
+            return lambda: truncate(file_chunks(files), self.max_characters)
+        text = BUILTIN_TEXTS[self.builtin]() if self.builtin is not None else self.inline()
+        return lambda: truncate(iter([text]), self.max_characters)
+
+    def inline(self) -> str:
+        return self.separator.join([self.text] * self.repeat)
+
+    def inline_length(self) -> int:
+        return len(self.text) * self.repeat + len(self.separator) * (self.repeat - 1)
 
     def validate(self, where: str, root: Path) -> int:
         """Check the source and return its length in characters (reading the file, if any)."""
-        if (self.text is None) == (self.path is None):
-            raise ConfigError(
-                f"{where}: expected exactly one of 'text' or 'path', found "
-                f"{'both' if self.text is not None else 'neither'}"
-            )
+        given = [k for k in ("text", "path", "builtin") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ConfigError(f"{where}: expected exactly one of 'text', 'path' or 'builtin', found {given or 'none'}")
+        if self.builtin is not None:
+            if self.repeat != 1 or self.separator:
+                raise ConfigError(f"{where}: 'repeat' and 'separator' apply to 'text' only, found them with 'builtin'")
+            return scan(self.chunks(root))[1]
         if self.text == "":
             raise ConfigError(f"{where}.text: expected a non-empty string, found ''")
-        if self.text is not None:
-            return len(self.text) * self.repeat + len(self.separator) * (self.repeat - 1)
+        if self.text is not None:  # computed, not built: `repeat` may be huge (refused by the memory check)
+            return min(self.inline_length(), self.max_characters or self.inline_length())
         if self.repeat != 1 or self.separator:
             raise ConfigError(f"{where}: 'repeat' and 'separator' apply to 'text' only, found them with 'path'")
         if Path(self.path).is_absolute() or Path(self.path).parts[:1] != ("texts",) or ".." in Path(self.path).parts:
-            raise ConfigError(f"{where}.path: expected a file under texts/ (so DVC tracks it), found {self.path!r}")
-        if not (root / self.path).is_file():
-            raise ConfigError(f"{where}.path: expected an existing UTF-8 file, found no file at {self.path!r}")
+            raise ConfigError(
+                f"{where}.path: expected a file or folder under texts/ (so DVC tracks it), found {self.path!r}"
+            )
+        if not (root / self.path).exists():
+            raise ConfigError(
+                f"{where}.path: expected an existing UTF-8 file or folder, found nothing at {self.path!r}"
+            )
         try:
-            return len(source_text(None, 1, "", root / self.path))
+            files = text_files(root / self.path)
+            if all(f.stat().st_size == 0 for f in files):
+                raise ConfigError(f"{where}.path: {self.path}: expected some text, found an empty file")
+            return scan(self.chunks(root))[1]
         except LstmJaxError as exc:
             raise ConfigError(f"{where}.path: {exc}") from None
 
@@ -72,9 +113,14 @@ class TextSource:
 @dataclass(frozen=True)
 class PrepareConfig:
     seq_length: int = _positive()
-    stride: int = _positive()
     heldout_fraction: float = _fraction()
     texts: dict[str, TextSource] = field(default_factory=dict)
+    # Characters between training window starts; None: seq_length (non-overlapping, as char-rnn).
+    stride: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")
+
+    def stride_of(self, name: str) -> int:
+        """The training-window stride of text `name`: its own, else prepare.stride, else seq_length."""
+        return self.texts[name].stride or self.stride or self.seq_length
 
 
 @dataclass(frozen=True)
@@ -84,6 +130,7 @@ class ModelConfig:
     num_layers: int = _positive()
     dropout: float = _check(rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
     recurrent_dropout: float = _check(rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
+    io_dropout: float = _check(0.0, rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -95,6 +142,7 @@ class OptimizerConfig:
     warmup_steps: int = _check(rule=lambda v: v >= 0, expect="an integer >= 0")
     final_lr_factor: float = _check(rule=lambda v: 0 < v <= 1, expect="a number in (0, 1]")
     clip_norm: float = _check(rule=lambda v: v > 0, expect="a number > 0")
+    weight_decay: float = _check(0.0, rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -107,6 +155,19 @@ class TrainConfig:
     checkpoint_every: int = _positive()
     model: ModelConfig
     optimizer: OptimizerConfig
+    # Early stopping: stop after this many epochs without a better held-out loss (None: never).
+    # The saved model is always the best epoch's.
+    patience: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The Kneser-Ney character n-gram beside the char model (`lstm_jax.ngram`)."""
+
+    # The orders tried; the one that scores best on the last `validation_fraction` of the
+    # training characters (fitted on the rest) is refitted on all of them and reported.
+    orders: list[int] = field(default_factory=lambda: [5])
+    validation_fraction: float = _fraction(0.1)
 
 
 @dataclass(frozen=True)
@@ -186,6 +247,8 @@ class EvaluateConfig:
 class Params:
     prepare: PrepareConfig
     train: TrainConfig
+    baseline: BaselineConfig
+    tutorial: TrainConfig
     reload: ReloadConfig
     transfer: TransferConfig
     alphabet: AlphabetConfig
@@ -199,6 +262,8 @@ def _describe(tp) -> str:
     origin = typing.get_origin(tp)
     if origin is dict:
         return "a mapping"
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(tp)[0])[2:]}s"
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
     return {int: "an integer", float: "a number", str: "a string", bool: "true/false", type(None): "null"}.get(
@@ -216,6 +281,11 @@ def _parse(tp, raw, where: str):
             raise ConfigError(f"{where}: expected a mapping, found {raw!r}")
         _, value_tp = typing.get_args(tp)
         return {str(k): _parse(value_tp, v, f"{where}.{k}") for k, v in raw.items()}
+    if origin is list:
+        if not isinstance(raw, list) or not raw:
+            raise ConfigError(f"{where}: expected a non-empty list, found {raw!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_parse(item_tp, v, f"{where}[{i}]") for i, v in enumerate(raw)]
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
             try:
@@ -284,21 +354,33 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
         if not name.isidentifier():
             raise ConfigError(f"{where}: expected a name of letters, digits and _")
         try:
+            if text.stride is not None and text.stride > p.seq_length:
+                raise ConfigError(
+                    f"{where}.stride: expected at most prepare.seq_length ({p.seq_length}), found {text.stride}"
+                )
             train_windows[name], _ = window_counts(
-                text.validate(where, root), p.seq_length, p.stride, p.heldout_fraction
+                text.validate(where, root), p.seq_length, p.stride_of(name), p.heldout_fraction
             )
         except ConfigError:
             raise
         except LstmJaxError as exc:
             raise ConfigError(f"{where}: {exc} (see prepare.seq_length, prepare.heldout_fraction)") from None
+    if p.stride is not None and p.stride > p.seq_length:
+        raise ConfigError(
+            f"{source}: prepare.stride: expected at most prepare.seq_length ({p.seq_length}), found {p.stride}"
+        )
+    bad_orders = [o for o in params.baseline.orders if not 1 <= o <= 12]
+    if bad_orders:
+        raise ConfigError(f"{source}: baseline.orders: expected integers in [1, 12], found {bad_orders[0]}")
     for key, name in (
         ("train.dataset", params.train.dataset),
+        ("tutorial.dataset", params.tutorial.dataset),
         ("transfer.dataset", params.transfer.dataset),
         ("transfer.forgetting_dataset", params.transfer.forgetting_dataset),
     ):
         if name not in p.texts:
             raise ConfigError(f"{source}: {key}: expected one of {sorted(p.texts)}, found {name!r}")
-    for section, run in (("train", params.train), ("transfer", params.transfer)):
+    for section, run in (("train", params.train), ("tutorial", params.tutorial), ("transfer", params.transfer)):
         n = train_windows[run.dataset]
         if run.batch_size > n:
             raise ConfigError(
@@ -322,23 +404,103 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
             f"{source}: sequential.batch_size: expected at most sequential.train_size "
             f"({seq.train_size}), found {seq.batch_size}"
         )
-    for name, framing in params.alphabet.framings.items():
-        n = params.alphabet.patterns_count(framing.kind)
+    alpha = params.alphabet
+    if not alpha.framings:
+        raise ConfigError(f"{source}: alphabet.framings: expected at least one framing, found none")
+    for name, framing in alpha.framings.items():
+        if not (name.isascii() and name.isidentifier()):
+            raise ConfigError(
+                f"{source}: alphabet.framings: expected keys of ASCII letters, digits and _ (they name "
+                f"output files), found {short(repr(name), 80)}"
+            )
+        n = alpha.patterns_count(framing.kind)
         if framing.batch_size > n:
             raise ConfigError(
                 f"{source}: alphabet.framings.{name}.batch_size: expected at most the {n} patterns "
                 f"of kind {framing.kind!r}, found {framing.batch_size}"
             )
+    runs = [s for s in ("train", "tutorial", "transfer") if hasattr(getattr(params, s, None), "optimizer")]
+    positive = [f"{s}.optimizer.{k}" for s in runs for k in ("learning_rate", "clip_norm")]
+    for key in [*positive, "alphabet.learning_rate", "sequential.learning_rate", "sequential.shift"]:
+        section, *rest = key.split(".")
+        value = getattr(getattr(params, section), rest[0])
+        value = getattr(value, rest[1]) if len(rest) > 1 else value
+        check_float32(value, f"{source}: {key}", positive=key != "sequential.shift")
+    bound = FLOAT32_MAX / 10 / max(1, seq.datasets - 1)  # the last dataset's inputs ~ shift x (datasets - 1) x N(0, 1)
+    if seq.shift > bound:
+        raise ConfigError(
+            f"{source}: sequential.shift: expected at most {bound:.3g}, so that the inputs of all "
+            f"{seq.datasets} datasets fit float32, found {seq.shift!r}"
+        )
+    _check_resources(params, source, root)
     return params
 
 
+def _check_resources(params: Params, source: str, root: Path) -> None:
+    """Bound what a run would allocate (lstm_jax.limits estimates) and its int32 step counters,
+    before any stage allocates it: one ConfigError naming the section and its sizes."""
+    p, chars, charset = params.prepare, {}, {}
+    for name, text in p.texts.items():
+        if text.text is not None:
+            chars[name] = min(text.inline_length(), text.max_characters or text.inline_length())
+            charset[name] = set(text.text) | set(text.separator)
+        else:
+            vocab, chars[name] = scan(text.chunks(root))  # streamed: one pass, the text held once as ids
+            charset[name] = set(vocab.tokens[2:])
+        # The ids (int32) and the chunk being encoded (UTF-32, int64, positions): windows are views.
+        need = 4 * chars[name] + 40 * CHUNK_CHARS
+        check_memory(need, f"{source}: prepare.texts.{name}", f"encoding its {chars[name]} characters")
+    for section, run, datasets in (
+        ("train", params.train, [params.train.dataset]),
+        ("tutorial", params.tutorial, [params.tutorial.dataset]),
+        ("transfer", params.transfer, [params.tutorial.dataset, params.transfer.dataset]),
+    ):
+        model = getattr(run, "model", params.tutorial.model)
+        vocab = 2 + len(set().union(*(charset[d] for d in datasets)))
+        stride = p.stride_of(run.dataset)
+        train, heldout = window_counts(chars[run.dataset], p.seq_length, stride, p.heldout_fraction)
+        check_steps(count_steps(train, run.batch_size, run.epochs), f"{source}: {section}.epochs")
+        sizes = dict(vocab=vocab, embed=model.embed_dim, hidden=model.hidden_size, layers=model.num_layers)
+        runs = dict(batch=run.batch_size, eval_batch=run.eval_batch_size)
+        need = char_lm_bytes(**sizes, **runs, seq_length=p.seq_length, train_windows=train, heldout_windows=heldout)
+        check_memory(need, f"{source}: {section}", f"training a CharLM with {sizes} and {runs} on {train} windows")
+    alpha = params.alphabet
+    for name, f in alpha.framings.items():
+        n, where = alpha.patterns_count(f.kind), f"{source}: alphabet.framings.{name}"
+        sizes = dict(runs=2 * alpha.seeds, patterns=n, steps=max(alpha.window, alpha.max_length), features=alpha.window)
+        need = classifier_bytes(**sizes, hidden=f.hidden_size, classes=26, batch=f.batch_size, epochs=f.epochs)
+        what = f"training {sizes['runs']} runs of hidden_size {f.hidden_size} on {n} patterns for {f.epochs} epochs"
+        check_memory(need, where, what)
+        check_steps(f.epochs * (n // f.batch_size), f"{where}.epochs")
+    s = params.sequential
+    n = 2 * s.datasets * (s.train_size + s.test_size)  # every dataset, then all of them joined
+    need = classifier_bytes(
+        runs=1, patterns=n, steps=s.max_length, features=s.features, hidden=s.hidden_size, classes=2,
+        batch=s.batch_size, epochs=s.epochs * s.datasets,
+    )  # fmt: skip
+    what = f"training on {n // 2} sequences of {s.features} features for {s.epochs} epochs each"
+    check_memory(need, f"{source}: sequential", what)
+    check_steps(s.datasets * s.epochs * (s.train_size // s.batch_size), f"{source}: sequential.epochs")
+    if params.reload.length > MAX_GENERATE_LENGTH:
+        raise ConfigError(
+            f"{source}: reload.length: expected at most {MAX_GENERATE_LENGTH} characters, found {params.reload.length}"
+        )
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate params.yaml; raise ConfigError with the offending key on any problem."""
+    """Read and validate params.yaml; raise ConfigError with the offending key on any problem.
+
+    Text paths resolve under the file's folder, whose texts/ may hold only regular files and
+    folders (no FIFO, device or symlink leading outside it)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: params file not found")
+    raw = load_yaml(path, "params file")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (prepare, train, ...), found {short(repr(raw), 80)}")
+    root = path.parent
+    bad = irregular_entries(root / "texts", root)
+    if bad:
+        raise ConfigError(f"{path}: texts/: expected regular files inside the repository, found {short(bad[0])}")
     try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_params(raw, path.parent, str(path))
+        return parse_params(raw, root, str(path))
+    except ConfigError as exc:
+        raise ConfigError(short(str(exc), 1000)) from None

@@ -67,3 +67,33 @@ def curves_plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path, dpi)
+
+
+def read_tsv(path: str | Path) -> list[dict]:
+    """A DVCLive metric file (tab-separated: step, value)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f, delimiter="\t")]
+
+
+def baseline_plot(
+    path: str | Path,
+    curves: dict[str, list[tuple[float, float]]],
+    baseline: float,
+    *,
+    baseline_label: str,
+    best_epoch: int,
+    title: str,
+    ylabel: str,
+    dpi: int = 100,
+) -> None:
+    """Per-epoch curves {label: [(epoch, value)]} against a baseline's value as a horizontal
+    line, with the best epoch marked."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for k, (label, points) in enumerate(curves.items()):
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color=f"C{k}", label=label)
+    ax.axhline(baseline, color="k", linestyle="--", label=f"{baseline_label}: {baseline:.3f}")
+    ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch}), the one saved")
+    ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path, dpi)

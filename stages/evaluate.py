@@ -1,11 +1,12 @@
-"""Stage evaluate: gather every stage's headline metrics into one summary JSON, and draw the
-alphabet loss curves of all framings in one log-log PNG (a picture DVC's Vega plots cannot
-draw: log axes over a variable number of files)."""
+"""Stage evaluate: gather every stage's headline metrics into one summary JSON (the char model
+beside its Kneser-Ney baseline, with the verdict), and draw what DVC's Vega plots cannot: the
+char model's bits per character per epoch against the baseline's line, and the alphabet loss
+curves of all framings on log-log axes."""
 
 from pathlib import Path
 
 from lstm_jax.outputs import write_json
-from lstm_pipeline.plots import curves_plot, read_csv
+from lstm_pipeline.plots import baseline_plot, curves_plot, read_csv, read_tsv
 from lstm_pipeline.stage import read_json, run_stage
 
 
@@ -14,14 +15,26 @@ def arguments(parser):
     parser.add_argument("--alphabet-plots", type=Path, required=True, help="folder of alphabet@<framing> CSVs")
     parser.add_argument("--summary", type=Path, required=True, help="summary JSON to write")
     parser.add_argument("--alphabet-png", type=Path, required=True, help="alphabet loss-curves PNG to write")
+    parser.add_argument("--train-live", type=Path, required=True, help="the train stage's DVCLive .tsv folder")
+    parser.add_argument("--bpc-png", type=Path, required=True, help="char model vs baseline PNG to write")
 
 
 def main(params, args):
-    train, reload, transfer, alphabet, sequential = (
-        read_json(args.metrics / f"{s}.json") for s in ("train", "reload", "transfer", "alphabet_table", "sequential")
+    names = ("train", "baseline", "tutorial", "reload", "transfer", "alphabet_table", "sequential")
+    train, baseline, tutorial, reload, transfer, alphabet, sequential = (
+        read_json(args.metrics / f"{s}.json") for s in names
     )
+    lstm_bpc, kn_bpc = train["final"]["heldout_bpc"], baseline["heldout_bpc"]
     summary = {
-        "train": train["final"],
+        "train": {**train["final"], "best_epoch": train["best_epoch"], "epochs_run": train["epochs_run"]},
+        "baseline": {k: baseline[k] for k in ("order", "heldout_bpc", "heldout_perplexity")},
+        # The char model against its classical baseline on the same held-out characters.
+        "versus_baseline": {
+            "bpc_ratio": lstm_bpc / kn_bpc,
+            "bpc_improvement": 1.0 - lstm_bpc / kn_bpc,
+            "lstm_beats_baseline": bool(lstm_bpc < kn_bpc),
+        },
+        "tutorial": tutorial["final"],
         "reload": {"bitwise_identical": reload["bitwise_identical"]},
         "transfer": transfer["transfer"],
         "scratch": transfer["scratch"],
@@ -32,6 +45,25 @@ def main(params, args):
         },
     }
     write_json(args.summary, summary)
+    verdict = "beats" if lstm_bpc < kn_bpc else "LOSES TO"
+    print(
+        f"evaluate: the char model ({lstm_bpc:.4f} bits/char held out) {verdict} its Kneser-Ney order-"
+        f"{baseline['order']} baseline ({kn_bpc:.4f}) on {params.train.dataset}"
+    )
+    curves = {
+        label: [(r["step"], r[name]) for r in read_tsv(args.train_live / f"{name}.tsv")]
+        for label, name in (("LSTM, train (dropout on)", "train_bpc"), ("LSTM, held out", "heldout_bpc"))
+    }
+    baseline_plot(
+        args.bpc_png,
+        curves,
+        kn_bpc,
+        baseline_label=f"Kneser-Ney {baseline['order']}-gram, held out",
+        best_epoch=train["best_epoch"],
+        title=f"Char model on {params.train.dataset}: bits per character against its classical baseline",
+        ylabel="bits per character",
+        dpi=params.evaluate.dpi,
+    )
     curves = {name: read_csv(args.alphabet_plots / f"{name}.csv") for name in params.alphabet.framings}
     curves_plot(
         args.alphabet_png,

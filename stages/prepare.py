@@ -1,8 +1,9 @@
-"""Stage prepare: every text in `prepare.texts` -> <out>/<name>/{train,heldout}.npy + vocab.json."""
+"""Stage prepare: every text in `prepare.texts` -> <out>/<name>/{train,heldout}.npy, vocab.json,
+dataset.json. Texts are streamed (lstm_jax.corpus), so a large corpus is held once, as ids."""
 
 from pathlib import Path
 
-from lstm_jax.data import build_windows, save_dataset, source_text
+from lstm_jax.corpus import prepare_dataset
 from lstm_jax.outputs import write_json
 from lstm_pipeline.stage import run_stage
 
@@ -16,15 +17,14 @@ def main(params, args):
     p = params.prepare
     summary = {}
     for name, src in p.texts.items():
-        text = source_text(src.text, src.repeat, src.separator, src.path)
-        ds = build_windows(text, p.seq_length, p.stride, p.heldout_fraction)
-        save_dataset(ds, args.out / name)
-        summary[name] = {
-            "characters": len(text),
-            "vocab_size": len(ds.vocab),
-            "train_windows": int(ds.train.shape[0]),
-            "heldout_windows": int(ds.heldout.shape[0]),
-        }
+        meta = prepare_dataset(
+            src.chunks(Path(".")),
+            args.out / name,
+            seq_length=p.seq_length,
+            stride=p.stride_of(name),
+            heldout_fraction=p.heldout_fraction,
+        )
+        summary[name] = {k: meta[k] for k in ("characters", "vocab_size", "stride", "train_windows", "heldout_windows")}
         print(f"prepare: {name}: {summary[name]}")
     write_json(args.metrics, summary)
 

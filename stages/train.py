@@ -1,5 +1,6 @@
-"""Stage train: a CharLM on one prepared dataset -> checkpoint, held-out logits, metrics, per-epoch
-metrics through DVCLive."""
+"""Stages train and tutorial: a CharLM on one prepared dataset (params section `--section`) ->
+the best epoch's checkpoint, its held-out logits, metrics (loss, bits per character, perplexity,
+accuracy; the best epoch), per-epoch metrics through DVCLive."""
 
 import time
 from dataclasses import asdict
@@ -19,16 +20,17 @@ from lstm_pipeline.stage import run_stage
 
 
 def arguments(parser):
+    parser.add_argument("--section", choices=("train", "tutorial"), default="train", help="params.yaml section")
     parser.add_argument("--data", type=Path, required=True, help="prepared dataset folder, e.g. data/text1")
     parser.add_argument("--model", type=Path, required=True, help="checkpoint folder to write, e.g. models/char")
-    parser.add_argument("--logits", type=Path, required=True, help="held-out logits .npy for the reload check")
+    parser.add_argument("--logits", type=Path, help="held-out logits .npy to write, for the reload check")
     parser.add_argument("--checkpoints", type=Path, required=True, help="resumable checkpoints folder")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder to write, e.g. dvclive/train")
 
 
 def main(params, args):
-    cfg = params.train
+    cfg = getattr(params, args.section)
     start = time.perf_counter()
     ds = load_dataset(args.data)
     model = adapter.char_lm(cfg.model, len(ds.vocab))
@@ -54,12 +56,14 @@ def main(params, args):
             batch_size=cfg.batch_size,
             eval_batch_size=cfg.eval_batch_size,
             key=jax.random.fold_in(key, 1),
-            desc="train",
+            desc=args.section,
             checkpointer=checkpointer,
             on_epoch=on_epoch,
+            patience=cfg.patience,
+            keep_best=True,
         )
     state = result.state
-    heldout_logits = result.evaluator.predict(state.params, ds.heldout)
+    heldout_logits = None if args.logits is None else result.evaluator.predict(state.params, ds.heldout)
 
     total_steps = int(state.step)
     save_checkpoint(
@@ -72,17 +76,27 @@ def main(params, args):
         metadata={
             "dataset": cfg.dataset,
             "steps": total_steps,
+            "best_epoch": result.best_epoch,
             "final": result.final,
             "params": asdict(cfg),
             "run": run_metadata(),
         },
     )
-    write_npy(args.logits, heldout_logits)
+    if args.logits is not None:
+        write_npy(args.logits, heldout_logits)
     epochs = {str(r["epoch"]): {k: v for k, v in r.items() if k != "epoch"} for r in result.history}
-    write_json(args.metrics, {"final": result.final, "steps": total_steps, "epochs": epochs})
-    print(f"train: {result.final}")
+    summary = {
+        "final": result.final,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "stopped_early": len(result.history) < cfg.epochs,
+        "steps": total_steps,
+        "epochs": epochs,
+    }
+    write_json(args.metrics, summary)
+    print(f"{args.section}: best epoch {result.best_epoch} of {len(result.history)}: {result.final}")
     print(
-        f"train: {report({**result.timers, 'predict': result.evaluator.predict_fn})}, "
+        f"{args.section}: {report({**result.timers, 'predict': result.evaluator.predict_fn})}, "
         f"total {time.perf_counter() - start:.1f}s"
     )
 

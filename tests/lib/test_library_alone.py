@@ -80,6 +80,10 @@ def test_nothing_in_the_library_imports_the_pipeline_or_its_tools():
         "math",
         "os",
         "shutil",
+        "stat",  # safe_paths: regular files only
+        "fcntl",  # folder_lock: one writer per checkpoint folder
+        "collections",
+        "pydoc_data",  # corpus: the documentation text that ships with Python
         "sys",
         "tempfile",
         "time",

@@ -42,7 +42,7 @@ BAD = [
     ("train.seed", -3, r"train.seed: expected an integer in \[0, 2\*\*32\)"),
     ("train.seed", 2**64, r"train.seed: expected an integer in \[0, 2\*\*32\)"),
     ("train.batch_size", 0, r"train.batch_size: expected an integer >= 1, found 0"),
-    ("train.batch_size", 100000, r"train.batch_size: expected at most the \d+ training windows of 'text1'"),
+    ("train.batch_size", 100000, r"train.batch_size: expected at most the \d+ training windows of 'python_docs'"),
     ("transfer.batch_size", 100000, r"transfer.batch_size: expected at most the \d+ training windows of 'text2'"),
     ("train.optimizer.schedule", "linear", r"train.optimizer.schedule: expected one of"),
     ("train.optimizer.learning_rate", 0, r"train.optimizer.learning_rate: expected a number > 0, found 0"),
@@ -53,7 +53,17 @@ BAD = [
     ("train.optimizer", None, r"train.optimizer: expected a mapping, found None"),
     ("train.model.hidden_size", 0, r"train.model.hidden_size: expected an integer >= 1"),
     ("train.model.dropout", 1.0, r"train.model.dropout: expected a number in \[0, 1\)"),
-    ("train.dataset", "text9", r"train.dataset: expected one of \['text1', 'text2'\], found 'text9'"),
+    ("train.dataset", "text9", r"train.dataset: expected one of \['python_docs', 'text1', 'text2'\], found 'text9'"),
+    ("tutorial.dataset", "text9", r"tutorial.dataset: expected one of \['python_docs', 'text1', 'text2'\]"),
+    ("prepare.stride", 51, r"prepare.stride: expected at most prepare.seq_length \(50\), found 51"),
+    ("prepare.texts.text1.stride", 0, r"prepare.texts.text1.stride: expected an integer >= 1"),
+    ("prepare.texts.python_docs.builtin", "shakespeare", r"prepare.texts.python_docs.builtin: expected one of"),
+    ("train.patience", 0, r"train.patience: expected an integer >= 1"),
+    ("train.model.io_dropout", 1.0, r"train.model.io_dropout: expected a number in \[0, 1\)"),
+    ("train.optimizer.weight_decay", -0.1, r"train.optimizer.weight_decay: expected a number in \[0, 1\)"),
+    ("baseline.orders", [], r"baseline.orders: expected a non-empty list"),
+    ("baseline.orders", [3, 40], r"baseline.orders: expected integers in \[1, 12\], found 40"),
+    ("baseline.orders", "5", r"baseline.orders: expected a non-empty list, found '5'"),
     ("transfer.forgetting_dataset", "nope", r"transfer.forgetting_dataset: expected one of"),
     ("prepare.heldout_fraction", 1.5, r"prepare.heldout_fraction: expected a number in \(0, 1\)"),
     ("prepare.seq_length", 5000, r"prepare.texts.text1: text: expected at least 10002 characters"),
@@ -89,11 +99,14 @@ def test_scientific_notation_without_a_dot_is_a_number():
 @pytest.mark.parametrize(
     "source, message",
     [
-        ({"path": "texts/missing.txt"}, r"path: expected an existing UTF-8 file, found no file at 'texts/missing.txt'"),
-        ({"path": "/etc/hostname"}, r"path: expected a file under texts/ \(so DVC tracks it\)"),
-        ({"path": "texts/../params.yaml"}, r"path: expected a file under texts/"),
+        ({"path": "texts/missing.txt"}, r"path: expected an existing UTF-8 file or folder, found nothing at 'texts/m"),
+        ({"path": "/etc/hostname"}, r"path: expected a file or folder under texts/ \(so DVC tracks it\)"),
+        ({"path": "texts/../params.yaml"}, r"path: expected a file or folder under texts/"),
         ({"path": "texts/README.md", "repeat": 3}, r"'repeat' and 'separator' apply to 'text' only"),
-        ({"text": "abc", "path": "texts/README.md"}, r"expected exactly one of 'text' or 'path', found both"),
+        (
+            {"text": "abc", "path": "texts/README.md"},
+            r"expected exactly one of 'text', 'path' or 'builtin', found \['text', 'path'\]",
+        ),
     ],
 )
 def test_bad_text_sources(source, message):
@@ -109,7 +122,7 @@ def test_empty_and_non_utf8_text_files(tmp_path):
     (tmp_path / "texts/latin1.txt").write_bytes("d\xe9j\xe0 vu".encode("latin-1"))
     for name, message in [
         ("empty.txt", "expected some text, found an empty file"),
-        ("latin1.txt", "expected UTF-8 text, found a non-UTF-8 byte at offset 1"),
+        ("latin1.txt", "expected UTF-8 text, found a non-UTF-8 byte"),
     ]:
         raw = copy.deepcopy(RAW)
         raw["prepare"]["texts"]["text1"] = {"path": f"texts/{name}"}
@@ -122,8 +135,8 @@ def test_text_path_that_does_not_exist():
     raw["prepare"]["texts"]["text1"] = {"path": "texts/missing.txt"}
     with pytest.raises(
         ConfigError,
-        match=r"prepare.texts.text1.path: expected an existing UTF-8 file, "
-        r"found no file at 'texts/missing.txt'",
+        match=r"prepare.texts.text1.path: expected an existing UTF-8 file or folder, "
+        r"found nothing at 'texts/missing.txt'",
     ):
         parse_params(raw, ROOT)
 

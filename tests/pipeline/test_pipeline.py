@@ -35,6 +35,8 @@ COPY = [
 METRICS = [
     "prepare.json",
     "train.json",
+    "baseline.json",
+    "tutorial.json",
     "reload.json",
     "transfer.json",
     "summary.json",
@@ -46,6 +48,8 @@ METRICS = [
 STAGES = [
     "prepare",
     "train",
+    "baseline",
+    "tutorial",
     "reload",
     "transfer",
     "alphabet@one_char",
@@ -65,9 +69,13 @@ def tiny_params() -> dict:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["prepare"].update(seq_length=12)
     for text in p["prepare"]["texts"].values():
-        text["repeat"] = 12
-    p["train"].update(epochs=2, batch_size=16, eval_batch_size=32, checkpoint_every=10)
-    p["train"]["model"].update(embed_dim=8, hidden_size=16)
+        if "text" in text:
+            text["repeat"] = 12
+    p["prepare"]["texts"]["python_docs"]["max_characters"] = 3000
+    p["baseline"]["orders"] = [2, 3]
+    for section in ("train", "tutorial"):
+        p[section].update(epochs=2, batch_size=16, eval_batch_size=32, checkpoint_every=10)
+        p[section]["model"].update(embed_dim=8, hidden_size=16)
     p["transfer"].update(epochs=2, batch_size=16, eval_batch_size=32, checkpoint_every=10)
     p["reload"]["length"] = 20
     p["alphabet"].update(seeds=2, samples=40)
