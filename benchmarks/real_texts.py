@@ -60,8 +60,8 @@ def one_text(name: str, params, epochs: int | None) -> str:
     train_ids, heldout_ids = window_stream(ds.train, p.seq_length), window_stream(ds.heldout, p.seq_length)
     order = select_order(train_ids, len(ds.vocab), params.baseline.orders, params.baseline.validation_fraction)["order"]
     kn_bpc = bits_per_char(KneserNey(order, len(ds.vocab)).fit(train_ids).log_probs(heldout_ids))
-    epochs = epochs or cfg.epochs
     batch = min(cfg.batch_size, ds.train.shape[0])
+    epochs = epochs or cfg.epochs_for(ds.train.shape[0])
     model = adapter.char_lm(cfg.model, len(ds.vocab))
     key = jax.random.key(cfg.seed)
     start = time.perf_counter()

@@ -36,7 +36,7 @@ def matmul(a, b, dtype=None):
     """a @ b; with a compute dtype, both operands cast to it and the product accumulated in float32."""
     if dtype is None:
         return a @ b
-    return jnp.matmul(a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
+    return jnp.matmul(a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.promote_types(dtype, jnp.float32))
 
 
 def _gate_constants(hidden: int, dtype):
@@ -80,7 +80,7 @@ def _forward(x, kernel, bias, c0, h0, mask, h_keep, reverse, groups, unroll, res
     """Forward scan with kernel = [W_ih; W_hh] float[F + H, 4H]. Returns ((c_T, h_T), per-group
     tuples (out, h_state, c_prev, gates)), each block time-major [T, B / groups, ...];
     h_state is None without a mask (it equals out); c_prev is the cell after any reset."""
-    scale, offset = _gate_constants(c0.shape[-1], x.dtype if dtype is None else jnp.float32)
+    scale, offset = _gate_constants(c0.shape[-1], x.dtype if dtype is None else c0.dtype)
     keeps = _rows(h_keep, groups)
 
     def one_group(x_t, m, r, c, h, keep):
@@ -154,7 +154,7 @@ def _fused_bwd(reverse, groups, unroll, dtype, residuals, cotangents):
     x, kernel, h0, mask, h_keep, reset, h_seqs, c_prevs, gates = residuals
     (dc_last, dh_last), d_out = cotangents
     if dtype is not None:  # the state's cotangents travel in float32
-        dc_last, dh_last = dc_last.astype(jnp.float32), dh_last.astype(jnp.float32)
+        dh_last = dh_last.astype(dc_last.dtype)
     features, hidden = x.shape[-1], kernel.shape[-1] // 4
     kernel_t = kernel.T
     is_sigmoid = (jnp.arange(4 * hidden) // hidden) != 2  # i, f, o are sigmoids; g is tanh

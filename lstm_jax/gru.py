@@ -108,7 +108,9 @@ def gru_recurrence(
     if dtype is None:
         x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih)
     else:
-        x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih.astype(dtype), preferred_element_type=jnp.float32)
+        x_proj = jnp.einsum(
+            "tbf,fg->tbg", x, kernel_ih.astype(dtype), preferred_element_type=jnp.promote_types(dtype, jnp.float32)
+        )
     if bias_ih is not None:
         x_proj = x_proj + bias_ih
     return gru_scan(

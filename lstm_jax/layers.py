@@ -156,10 +156,12 @@ class LSTM(nn.Module):
         for name, dt in (("dtype", compute), ("param_dtype", param)):
             if dt is not None and not jnp.issubdtype(dt, jnp.floating):
                 raise ArgumentError(f"{name}: expected a float dtype such as 'bfloat16', found {dt}")
-        if compute is None:
+        if compute is None:  # not mixed: everything in the promoted dtype (float64 under x64 stays so)
             compute = param if x_dtype is None else jnp.result_type(x_dtype, param)
-        mixed = compute != param
-        return compute, (jnp.promote_types(compute, jnp.float32) if mixed else compute), (compute if mixed else None)
+            return compute, compute, None
+        if compute == param:
+            return compute, compute, None
+        return compute, jnp.promote_types(compute, jnp.float32), compute
 
     def initial_state(self, batch_size: int, dtype=None) -> tuple[LSTMState, ...]:
         """Zeros for every layer and direction: `num_layers * D` `LSTMState`s (h in the compute
@@ -210,7 +212,7 @@ class LSTM(nn.Module):
             )
         for name in ("hidden_size", "num_layers"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1:
                 raise ArgumentError(f"{name}: expected an integer >= 1, found {value!r}")
         if self.reverse and self.bidirectional:
             raise ArgumentError("reverse=True runs one direction backwards; it cannot be combined with bidirectional")

@@ -245,7 +245,9 @@ def recurrence(
         if dtype is None:
             x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih)  # all steps in one matmul
         else:
-            x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih.astype(dtype), preferred_element_type=jnp.float32)
+            x_proj = jnp.einsum(
+                "tbf,fg->tbg", x, kernel_ih.astype(dtype), preferred_element_type=jnp.promote_types(dtype, jnp.float32)
+            )
         if norm is not None:
             x_proj = layer_norm(x_proj, norm["ih_scale"], norm["ih_bias"])
         if bias is not None:

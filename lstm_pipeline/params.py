@@ -158,6 +158,14 @@ class TrainConfig:
     # Early stopping: stop after this many epochs without a better held-out loss (None: never).
     # The saved model is always the best epoch's.
     patience: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")
+    # A budget in optimizer steps, whatever the text's size: it sets the number of epochs (at
+    # least `epochs`), so a 35 KB text gets as many updates as a 465 KB one (None: `epochs`).
+    steps: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")
+
+    def epochs_for(self, n_windows: int) -> int:
+        """Epochs of a run on n_windows training windows: `epochs`, or enough for `steps`."""
+        per_epoch = max(n_windows // self.batch_size, 1)
+        return self.epochs if self.steps is None else max(self.epochs, -(-self.steps // per_epoch))
 
 
 @dataclass(frozen=True)
@@ -387,7 +395,7 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
                 f"{source}: {section}.batch_size: expected at most the {n} training windows of "
                 f"{run.dataset!r}, found {run.batch_size}"
             )
-        total = count_steps(n, run.batch_size, run.epochs)
+        total = count_steps(n, run.batch_size, getattr(run, "epochs_for", lambda _: run.epochs)(n))
         if run.optimizer.warmup_steps > total:
             raise ConfigError(
                 f"{source}: {section}.optimizer.warmup_steps: expected at most the {total} "
@@ -459,7 +467,8 @@ def _check_resources(params: Params, source: str, root: Path) -> None:
         vocab = 2 + len(set().union(*(charset[d] for d in datasets)))
         stride = p.stride_of(run.dataset)
         train, heldout = window_counts(chars[run.dataset], p.seq_length, stride, p.heldout_fraction)
-        check_steps(count_steps(train, run.batch_size, run.epochs), f"{source}: {section}.epochs")
+        epochs = getattr(run, "epochs_for", lambda _: run.epochs)(train)
+        check_steps(count_steps(train, run.batch_size, epochs), f"{source}: {section}.epochs")
         sizes = dict(vocab=vocab, embed=model.embed_dim, hidden=model.hidden_size, layers=model.num_layers)
         runs = dict(batch=run.batch_size, eval_batch=run.eval_batch_size)
         need = char_lm_bytes(**sizes, **runs, seq_length=p.seq_length, train_windows=train, heldout_windows=heldout)

@@ -35,7 +35,8 @@ def main(params, args):
     ds = load_dataset(args.data)
     model = adapter.char_lm(cfg.model, len(ds.vocab))
     key = jax.random.key(cfg.seed)
-    total_steps = count_steps(ds.train.shape[0], cfg.batch_size, cfg.epochs)
+    n_epochs = cfg.epochs_for(ds.train.shape[0])
+    total_steps = count_steps(ds.train.shape[0], cfg.batch_size, n_epochs)
     optimizer = adapter.optimizer_record(cfg.optimizer, total_steps)
     checkpointer = TrainCheckpointer(
         args.checkpoints,
@@ -52,7 +53,7 @@ def main(params, args):
             ds.train,
             ds.heldout,
             tx=adapter.optimizer(cfg.optimizer, total_steps),
-            epochs=cfg.epochs,
+            epochs=n_epochs,
             batch_size=cfg.batch_size,
             eval_batch_size=cfg.eval_batch_size,
             key=jax.random.fold_in(key, 1),
@@ -89,7 +90,7 @@ def main(params, args):
         "final": result.final,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
-        "stopped_early": len(result.history) < cfg.epochs,
+        "stopped_early": len(result.history) < n_epochs,
         "steps": total_steps,
         "epochs": epochs,
     }

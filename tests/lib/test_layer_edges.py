@@ -37,7 +37,11 @@ def test_a_sequence_of_length_zero_gives_the_initial_state_on_both_paths():
         params = layer.init(jax.random.key(1), X)
         state = layer.initial_state(2)
         out, final = layer.apply(params, x, state)
-        grads = jax.grad(lambda p: sum(jnp.sum(s.h) for s in layer.apply(p, x)[1]))(params)
+
+        def loss(p, layer=layer):
+            return sum(jnp.sum(s.h) for s in layer.apply(p, x)[1])
+
+        grads = jax.grad(loss)(params)
         assert out.shape == (2, 0, 10)
         results.append((out, final, grads))
         for got, want in zip(jax.tree.leaves(final), jax.tree.leaves(state)):
@@ -51,7 +55,11 @@ def test_a_sequence_of_length_zero_gives_the_initial_state_on_both_paths():
     [
         (dict(hidden_size=4, num_layers=0), X, r"^num_layers: expected an integer >= 1, found 0(\n|$)"),
         (dict(hidden_size=0), X, r"^hidden_size: expected an integer >= 1, found 0(\n|$)"),
-        (dict(hidden_size=4), jnp.zeros((3, 6, 0)), r"^x: expected at least one input feature .* found shape \(3, 6, 0\)(\n|$)"),
+        (
+            dict(hidden_size=4),
+            jnp.zeros((3, 6, 0)),
+            r"^x: expected at least one input feature .* found shape \(3, 6, 0\)(\n|$)",
+        ),
         (dict(hidden_size=4, dropout=1.0), X, r"^dropout: expected a rate in \[0, 1\), found 1.0(\n|$)"),
         (dict(hidden_size=4, zoneout=(0.1, -0.5)), X, r"^zoneout: expected a rate in \[0, 1\), found -0.5(\n|$)"),
     ],

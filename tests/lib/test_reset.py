@@ -1,9 +1,10 @@
 """Resets inside a window: `reset` bool[B, T] zeroes the state where a new segment starts.
 
 A window with resets equals its segments run separately from zero state: outputs and final
-states bitwise on the fused path (within 1e-6 on the scan path), gradients within 1e-6 (the loop runs a different number of steps,
-which changes the rounding of a few sums), and the fused and scan paths within 1e-6 of each other. The fused path's
-hand-written backward pass with resets is checked against autodiff of the scan in float64.
+states bitwise on the fused path (within 1e-6 on the scan path), gradients within 1e-6 (the
+loop runs a different number of steps, which changes the rounding of a few sums), and the
+fused and scan paths within 1e-6 of each other. The fused path's hand-written backward pass
+with resets is checked against autodiff of the scan in float64.
 """
 
 import jax
@@ -102,7 +103,9 @@ def test_fused_backward_with_resets_matches_autodiff_in_float64(reverse, groups)
             return jax.value_and_grad(f, argnums=tuple(range(6)))(x, kernel_ih, kernel_hh, bias, c0, h0)
 
         def ref(*a):
-            s, out = recurrence(*a[:4], LSTMState(a[4], a[5]), mask, reset=reset, reverse=reverse, implementation="scan")
+            s, out = recurrence(
+                *a[:4], LSTMState(a[4], a[5]), mask, reset=reset, reverse=reverse, implementation="scan"
+            )
             return (s.c, s.h), out
 
         def fused(*a):

@@ -74,7 +74,7 @@ def tiny_params() -> dict:
     p["prepare"]["texts"]["python_docs"]["max_characters"] = 3000
     p["baseline"]["orders"] = [2, 3]
     for section in ("train", "tutorial"):
-        p[section].update(epochs=2, batch_size=16, eval_batch_size=32, checkpoint_every=10)
+        p[section].update(epochs=2, steps=None, batch_size=16, eval_batch_size=32, checkpoint_every=10)
         p[section]["model"].update(embed_dim=8, hidden_size=16)
     p["transfer"].update(epochs=2, batch_size=16, eval_batch_size=32, checkpoint_every=10)
     p["reload"]["length"] = 20
