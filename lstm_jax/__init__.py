@@ -6,20 +6,26 @@ package `lstm_pipeline`; nothing here imports it.
 
 from lstm_jax.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from lstm_jax.errors import ArgumentError, CheckpointError, ConfigError, DataError, LstmJaxError, TrainingDiverged
+from lstm_jax.gru import GRU, GRUState
 from lstm_jax.layers import LSTM
+from lstm_jax.ngram import KneserNey
 from lstm_jax.lstm import LSTMState, lengths_to_mask, lstm_scan, reset_state, zeros_state
 from lstm_jax.metrics import MetricSums
 from lstm_jax.models import CharLM, SequenceClassifier, build_model
-from lstm_jax.torch_import import from_torch
+from lstm_jax.torch_import import from_torch, to_torch
 from lstm_jax.train import FitResult, StepMetrics, TrainResult, init_params, make_optimizer, train_model, train_step
 from lstm_jax.vocab import PAD_ID, UNK_ID, Vocabulary
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "LSTM",
     "LSTMState",
+    "GRU",
+    "GRUState",
+    "KneserNey",
     "from_torch",
+    "to_torch",
     "CharLM",
     "SequenceClassifier",
     "Vocabulary",

@@ -395,7 +395,7 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
                 f"{source}: {section}.batch_size: expected at most the {n} training windows of "
                 f"{run.dataset!r}, found {run.batch_size}"
             )
-        total = count_steps(n, run.batch_size, getattr(run, "epochs_for", lambda _: run.epochs)(n))
+        total = count_steps(n, run.batch_size, _epochs(run)(n))
         if run.optimizer.warmup_steps > total:
             raise ConfigError(
                 f"{source}: {section}.optimizer.warmup_steps: expected at most the {total} "
@@ -444,6 +444,11 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
     return params
 
 
+def _epochs(run) -> typing.Callable[[int], int]:
+    """n_windows -> epochs of a run section (a step budget where the section has one)."""
+    return getattr(run, "epochs_for", lambda _: run.epochs)
+
+
 def _check_resources(params: Params, source: str, root: Path) -> None:
     """Bound what a run would allocate (lstm_jax.limits estimates) and its int32 step counters,
     before any stage allocates it: one ConfigError naming the section and its sizes."""
@@ -467,7 +472,7 @@ def _check_resources(params: Params, source: str, root: Path) -> None:
         vocab = 2 + len(set().union(*(charset[d] for d in datasets)))
         stride = p.stride_of(run.dataset)
         train, heldout = window_counts(chars[run.dataset], p.seq_length, stride, p.heldout_fraction)
-        epochs = getattr(run, "epochs_for", lambda _: run.epochs)(train)
+        epochs = _epochs(run)(train)
         check_steps(count_steps(train, run.batch_size, epochs), f"{source}: {section}.epochs")
         sizes = dict(vocab=vocab, embed=model.embed_dim, hidden=model.hidden_size, layers=model.num_layers)
         runs = dict(batch=run.batch_size, eval_batch=run.eval_batch_size)

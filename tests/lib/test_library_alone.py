@@ -84,6 +84,7 @@ def test_nothing_in_the_library_imports_the_pipeline_or_its_tools():
         "fcntl",  # folder_lock: one writer per checkpoint folder
         "collections",
         "pydoc_data",  # corpus: the documentation text that ships with Python
+        "torch",  # torch_import.to_torch only, imported inside it (an optional extra)
         "sys",
         "tempfile",
         "time",
