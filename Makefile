@@ -67,11 +67,13 @@ unit: test-lib test-pipeline
 
 # Rerun every stage from scratch (--force: DVC would otherwise skip stages whose committed
 # metrics files already match dvc.lock) and gate the fresh metrics on thresholds.yaml and on the
-# committed values.
+# committed values; then, under the portability pins (any x86-64 CPU with AVX2 and FMA), require
+# every output to be the committed bits (dvc.lock's hashes unchanged).
 gate: $(PIPELINE_STAMP)
 	$(BIN)/lstm-pipeline check-params params.yaml
 	$(RUN) $(BIN)/dvc repro --force
 	$(BIN)/lstm-pipeline check-metrics --baseline HEAD
+	$(BIN)/lstm-pipeline check-reproduced --baseline HEAD
 
 # report.html: the figures, the alphabet table and the metrics, linking DVC's interactive plots.
 report: $(PIPELINE_STAMP)

@@ -42,6 +42,7 @@ from lstm_jax.limits import memory_limit
 from lstm_jax.metrics import MetricSums
 from lstm_jax.models import build_model, model_config
 from lstm_jax.outputs import UMASK, fsync_dir, write_json
+from lstm_jax.portability import platform_record
 from lstm_jax.safe_paths import read_regular_file
 from lstm_jax.vocab import Vocabulary
 
@@ -91,6 +92,7 @@ def save_checkpoint(
         "vocab": list(vocab.tokens),
         "optimizer": optimizer,
         "metadata": metadata or {},
+        "platform": platform_record(),  # what produced these bits (lstm_jax.portability)
     }
     files = {"params.msgpack": serialization.to_bytes(jax.device_get(params))}
     if opt_state is not None:

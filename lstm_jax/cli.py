@@ -84,6 +84,11 @@ def cmd_info(args) -> None:
 
     from lstm_jax.checkpoint import load_checkpoint
 
+    if args.checkpoint is None:  # no checkpoint: this machine, and how runs here are pinned
+        from lstm_jax.portability import machine_record
+
+        print(json.dumps({"machine": machine_record()}, indent=2, ensure_ascii=False))
+        return
     ckpt = load_checkpoint(args.checkpoint)
     n_params = sum(x.size for x in jax.tree.leaves(ckpt.params))
     meta = dict(ckpt.config.get("metadata") or {})
@@ -96,6 +101,7 @@ def cmd_info(args) -> None:
         "params": meta.pop("params", None),
         "optimizer": ckpt.config.get("optimizer"),
         "metadata": meta,
+        "platform": ckpt.config.get("platform"),  # None for checkpoints older than version 0.4
     }
     print(json.dumps(info, indent=2, ensure_ascii=False))
 
@@ -244,9 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
-        "info", parents=[debug], help="print a checkpoint's model, size, vocabulary, training metrics and params"
+        "info",
+        parents=[debug],
+        help="print a checkpoint's model, size, vocabulary, training metrics, params and platform",
+        description="With a checkpoint: its model, size, vocabulary, training metrics, params and the "
+        "platform that produced it. Without: this machine (CPU, cores, ISA) and the pins that make "
+        "pipeline runs bitwise portable (LSTM_JAX_PORTABLE).",
     )
-    p.add_argument("checkpoint", help="checkpoint folder, e.g. models/char")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint folder, e.g. models/char (omit: this machine)")
     p.set_defaults(func=cmd_info)
     return parser
 

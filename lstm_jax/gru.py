@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from lstm_jax.errors import ArgumentError
 from lstm_jax.fused import matmul
+from lstm_jax.initializers import orthogonal
 from lstm_jax.layers import LSTM, at_least_float32
 from lstm_jax.lstm import _zone, reset_state, scan_order_reset
 
@@ -143,9 +144,7 @@ class GRULayerWeights(nn.Module):
             "kernel_ih": self.param(
                 "kernel_ih", at_least_float32(nn.initializers.glorot_uniform()), (in_features, g), dt
             ),
-            "kernel_hh": self.param(
-                "kernel_hh", at_least_float32(nn.initializers.orthogonal()), (self.hidden_size, g), dt
-            ),
+            "kernel_hh": self.param("kernel_hh", at_least_float32(orthogonal()), (self.hidden_size, g), dt),
             "bias_ih": None,
             "bias_hh": None,
         }

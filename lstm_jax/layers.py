@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.errors import ArgumentError
+from lstm_jax.initializers import orthogonal
 from lstm_jax.lstm import LSTMState, recurrence, resolve_mask, zeros_state
 
 
@@ -25,8 +26,8 @@ def forget_bias_init(hidden_size: int):
 
 
 def at_least_float32(init):
-    """`init` run in float32 (or wider) and cast to the requested dtype: orthogonal needs a QR
-    that LAPACK has no bfloat16 for. Unchanged values for float32."""
+    """`init` run in float32 (or wider) and cast to the requested dtype: an orthogonal basis
+    computed in bfloat16 would be far from orthogonal. Unchanged values for float32."""
 
     def wrapped(key, shape, dtype=jnp.float32):
         return init(key, shape, jnp.promote_types(dtype, jnp.float32)).astype(dtype)
@@ -54,7 +55,7 @@ class LSTMLayerWeights(nn.Module):
         kernel_ih = self.param(
             "kernel_ih", at_least_float32(nn.initializers.glorot_uniform()), (in_features, 4 * hidden), dt
         )
-        kernel_hh = self.param("kernel_hh", at_least_float32(nn.initializers.orthogonal()), (out, 4 * hidden), dt)
+        kernel_hh = self.param("kernel_hh", at_least_float32(orthogonal()), (out, 4 * hidden), dt)
         bias = self.param("bias", forget_bias_init(hidden), (4 * hidden,), dt) if self.use_bias else None
         proj = (
             self.param("kernel_proj", at_least_float32(nn.initializers.glorot_uniform()), (hidden, out), dt)

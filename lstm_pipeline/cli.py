@@ -30,6 +30,24 @@ def cmd_check_metrics(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_check_reproduced(args) -> int:
+    from lstm_pipeline.reproduced import LOCK, changed_outputs, run_was_pinned
+
+    root = Path(".")
+    if not run_was_pinned(root):
+        print("reproduced: skipped; this run was not pinned (see `lstm-jax info`), so only the tolerances apply")
+        return 0
+    changed = changed_outputs(root, args.baseline)
+    for line in changed:
+        print(f"reproduced: differs from {args.baseline}: {line}")
+    print(
+        f"reproduced: {len(changed)} outputs differ from the committed {LOCK}"
+        if changed
+        else f"reproduced: every output bit for bit as committed in {args.baseline}:{LOCK}"
+    )
+    return 1 if changed else 0
+
+
 def cmd_report(args) -> None:
     from lstm_pipeline.report import build_report
 
@@ -62,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", default="thresholds.yaml", help="bands and tolerances (default: thresholds.yaml)")
     p.add_argument("--baseline", metavar="REV", help="git revision whose committed metrics are the baseline, e.g. HEAD")
     p.set_defaults(func=cmd_check_metrics)
+
+    p = sub.add_parser(
+        "check-reproduced",
+        parents=[debug],
+        help="check that a forced rerun reproduced every committed output bit for bit (CI)",
+        description="Compare the output hashes in dvc.lock with those committed at --baseline and "
+        "list every output that differs (exit 1). Skipped (exit 0) when the run was not under the "
+        "portability pins (a GPU, an ARM CPU, LSTM_JAX_PORTABLE=0): there only tolerances apply.",
+    )
+    p.add_argument("--baseline", metavar="REV", default="HEAD", help="git revision to compare with (default: HEAD)")
+    p.set_defaults(func=cmd_check_reproduced)
 
     p = sub.add_parser(
         "report", parents=[debug], help="write an HTML report of the pipeline's figures, tables and metrics"

@@ -29,7 +29,9 @@ def shifted_datasets(
     """`n_datasets` datasets of `size` sequences each, reproducible from `seed`."""
     rng = np.random.default_rng(seed)
     u = rng.normal(size=features)
-    u /= np.linalg.norm(u)
+    # Products as elementwise sums, not BLAS (np.linalg.norm, @): OpenBLAS picks its kernels
+    # for the CPU at run time, and their rounding differs between CPUs.
+    u /= np.sqrt(np.sum(u * u))
     out = []
     for d in range(n_datasets):
         mu = shift * d * rng.normal(size=features) / np.sqrt(features)
@@ -37,7 +39,7 @@ def shifted_datasets(
         x = rng.normal(size=(size, max_length, features)) + mu
         mask = np.arange(max_length)[None, :] < lengths[:, None]
         x = np.where(mask[..., None], x, 0.0).astype(np.float32)
-        score = (x @ u).sum(1) / lengths - u @ mu
+        score = (x * u).sum(-1).sum(1) / lengths - np.sum(u * mu)
         out.append(SequenceSet(x=x, y=(score > 0).astype(np.int32), mask=mask))
     return out
 

@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 from lstm_jax.cli import fail
+from lstm_jax import portability
 from lstm_jax.errors import DataError, LstmJaxError
+from lstm_jax.outputs import write_json
 from lstm_jax.safe_paths import read_regular_file
 from lstm_pipeline import runtime
 
@@ -41,8 +43,10 @@ def run_stage(main, description: str, add_arguments=None) -> None:
     args = parser.parse_args()
     _exit_with_parent()
     _log_library_progress()
-    runtime.enable_compilation_cache()  # .jax_cache/: a rerun loads instead of compiling
     try:
+        # Same bits on any x86-64 AVX2 machine, whatever its cores (LSTM_JAX_PORTABLE=0: off).
+        portability.pin_for_portability()
+        runtime.enable_compilation_cache()  # .jax_cache/: a rerun loads instead of compiling
         from lstm_pipeline.params import load_params
 
         main(load_params(args.params), args)
@@ -139,6 +143,12 @@ def _log_library_progress() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+def write_metrics(path: str | Path, metrics: dict) -> None:
+    """A stage's metrics JSON, with the platform that produced it under "platform" (see
+    `lstm_jax.portability.platform_record`: under the pins, the same on every machine)."""
+    write_json(path, {**metrics, "platform": portability.platform_record()})
 
 
 def read_json(path: str | Path):

@@ -5,10 +5,10 @@ import time
 from pathlib import Path
 
 from lstm_jax.errors import ConfigError
-from lstm_jax.outputs import write_csv, write_json
+from lstm_jax.outputs import write_csv
 from lstm_jax.timing import report
 from lstm_pipeline.experiments import run_alphabet_framing
-from lstm_pipeline.stage import run_stage
+from lstm_pipeline.stage import run_stage, write_metrics
 
 
 def arguments(parser):
@@ -23,7 +23,7 @@ def main(params, args):
         raise ConfigError(f"--framing: expected one of {sorted(cfg.framings)}, found {name!r}")
     start = time.perf_counter()
     metrics, loss_rows, timers = run_alphabet_framing(cfg, cfg.framings[name])
-    write_json(args.metrics, metrics)
+    write_metrics(args.metrics, metrics)
     write_csv(args.plot, loss_rows)
     summary = {a: round(metrics[a]["train_accuracy"]["mean"], 3) for a in ("plain", "scrambled")}
     print(f"alphabet@{name}: train accuracy (mean over seeds) {summary}")

@@ -3,8 +3,8 @@ Markdown table and a CSV for the bar chart."""
 
 from pathlib import Path
 
-from lstm_jax.outputs import write_csv, write_json, write_text
-from lstm_pipeline.stage import read_json, run_stage
+from lstm_jax.outputs import write_csv, write_text
+from lstm_pipeline.stage import read_json, run_stage, write_metrics
 
 # What the tutorial reported for its framings (its readers could not always reproduce them).
 REPORTED = {
@@ -58,7 +58,7 @@ def main(params, args):
             rec = r["recital"]["plain"]
             cold = ", ".join(rec["cold_prediction"])
             lines.append(f"|  | recited from 'A': `{rec['recited'][0]}`; cold 'K' -> {cold} | | | | | |")
-    write_json(args.table, table)
+    write_metrics(args.table, table)
     write_csv(args.plot, rows)
     write_text(args.markdown, "\n".join(lines) + "\n")
     print("\n".join(lines))

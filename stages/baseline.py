@@ -10,8 +10,8 @@ import numpy as np
 from lstm_jax.corpus import window_stream
 from lstm_jax.data import load_dataset, load_meta
 from lstm_jax.ngram import KneserNey, bits_per_char, select_order
-from lstm_jax.outputs import write_csv, write_json
-from lstm_pipeline.stage import run_stage
+from lstm_jax.outputs import write_csv
+from lstm_pipeline.stage import run_stage, write_metrics
 
 
 def arguments(parser):
@@ -42,7 +42,7 @@ def main(params, args):
         "heldout_characters": int(log_probs.shape[0]),
         "validation_bpc": {str(k): v for k, v in chosen["validation_bpc"].items()},
     }
-    write_json(args.metrics, metrics)
+    write_metrics(args.metrics, metrics)
     write_csv(args.orders_plot, [{"order": k, "validation_bpc": v} for k, v in chosen["validation_bpc"].items()])
     print(
         f"baseline: Kneser-Ney order {chosen['order']}: held-out {metrics['heldout_bpc']:.4f} bits/char "

@@ -5,9 +5,8 @@ curves of all framings on log-log axes."""
 
 from pathlib import Path
 
-from lstm_jax.outputs import write_json
 from lstm_pipeline.plots import baseline_plot, curves_plot, read_csv, read_tsv
-from lstm_pipeline.stage import read_json, run_stage
+from lstm_pipeline.stage import read_json, run_stage, write_metrics
 
 
 def arguments(parser):
@@ -39,12 +38,12 @@ def main(params, args):
         "transfer": transfer["transfer"],
         "scratch": transfer["scratch"],
         "forgetting": transfer["forgetting"],
-        "alphabet": {name: row["plain"]["train_accuracy"] for name, row in alphabet.items()},
+        "alphabet": {name: row["plain"]["train_accuracy"] for name, row in alphabet.items() if name != "platform"},
         "sequential": {
             k: sequential[k] for k in ("final_average_accuracy", "average_forgetting", "joint_average_accuracy")
         },
     }
-    write_json(args.summary, summary)
+    write_metrics(args.summary, summary)
     verdict = "beats" if lstm_bpc < kn_bpc else "LOSES TO"
     print(
         f"evaluate: the char model ({lstm_bpc:.4f} bits/char held out) {verdict} its Kneser-Ney order-"

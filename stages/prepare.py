@@ -4,8 +4,7 @@ dataset.json. Texts are streamed (lstm_jax.corpus), so a large corpus is held on
 from pathlib import Path
 
 from lstm_jax.corpus import prepare_dataset
-from lstm_jax.outputs import write_json
-from lstm_pipeline.stage import run_stage
+from lstm_pipeline.stage import run_stage, write_metrics
 
 
 def arguments(parser):
@@ -26,7 +25,7 @@ def main(params, args):
         )
         summary[name] = {k: meta[k] for k in ("characters", "vocab_size", "stride", "train_windows", "heldout_windows")}
         print(f"prepare: {name}: {summary[name]}")
-    write_json(args.metrics, summary)
+    write_metrics(args.metrics, summary)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from lstm_jax.checkpoint import load_checkpoint
 from lstm_jax.data import load_dataset
 from lstm_jax.errors import CheckpointError
 from lstm_jax.generate import generate_text
-from lstm_jax.outputs import write_json, write_text
+from lstm_jax.outputs import write_text
 from lstm_jax.evaluation import Evaluator
-from lstm_pipeline.stage import run_stage
+from lstm_pipeline.stage import run_stage, write_metrics
 
 
 def arguments(parser):
@@ -34,7 +34,7 @@ def main(params, args):
     identical = expected.shape == found.shape and expected.tobytes() == found.tobytes()
     max_diff = float(np.max(np.abs(expected - found))) if expected.shape == found.shape else float("inf")
     sample = generate_text(ckpt.model, ckpt.params, ckpt.vocab, cfg.seed_text, cfg.length)
-    write_json(
+    write_metrics(
         args.metrics,
         {
             "bitwise_identical": bool(identical),

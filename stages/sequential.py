@@ -5,10 +5,10 @@ import time
 from pathlib import Path
 
 from lstm_jax.metrics import forgetting_summary
-from lstm_jax.outputs import write_csv, write_json
+from lstm_jax.outputs import write_csv
 from lstm_pipeline.experiments import run_sequential
 from lstm_pipeline.plots import heatmap
-from lstm_pipeline.stage import run_stage
+from lstm_pipeline.stage import run_stage, write_metrics
 
 
 def arguments(parser):
@@ -29,7 +29,7 @@ def main(params, args):
         "matrix": {f"after_{i}": {f"dataset_{j}": v for j, v in enumerate(row)} for i, row in enumerate(matrix)},
         "joint": {f"dataset_{j}": v for j, v in enumerate(joint)},
     }
-    write_json(args.metrics, metrics)
+    write_metrics(args.metrics, metrics)
     write_csv(args.loss_plot, result["loss_rows"])
     write_csv(args.joint_plot, [{"epoch": e + 1, "loss": v} for e, v in enumerate(result["joint_loss"])])
     heatmap(

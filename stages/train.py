@@ -10,13 +10,13 @@ import jax
 
 from lstm_jax.checkpoint import TrainCheckpointer, digest, save_checkpoint
 from lstm_jax.data import count_steps, load_dataset
-from lstm_jax.outputs import write_json, write_npy
+from lstm_jax.outputs import write_npy
 from lstm_jax.parallel import run_metadata
 from lstm_jax.timing import report
 from lstm_jax.train import init_params, train_model
 from lstm_pipeline import adapter
 from lstm_pipeline.live import epoch_log
-from lstm_pipeline.stage import run_stage
+from lstm_pipeline.stage import run_stage, write_metrics
 
 
 def arguments(parser):
@@ -94,7 +94,7 @@ def main(params, args):
         "steps": total_steps,
         "epochs": epochs,
     }
-    write_json(args.metrics, summary)
+    write_metrics(args.metrics, summary)
     print(f"{args.section}: best epoch {result.best_epoch} of {len(result.history)}: {result.final}")
     print(
         f"{args.section}: {report({**result.timers, 'predict': result.evaluator.predict_fn})}, "

@@ -11,14 +11,13 @@ import jax
 from lstm_jax.checkpoint import TrainCheckpointer, digest, load_checkpoint, save_checkpoint
 from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.models import remap_vocab_params, with_vocab_size
-from lstm_jax.outputs import write_json
 from lstm_jax.parallel import run_metadata
 from lstm_jax.timing import report
 from lstm_jax.train import init_params, train_model
 from lstm_jax.vocab import remap_ids
 from lstm_pipeline import adapter
 from lstm_pipeline.live import epoch_log
-from lstm_pipeline.stage import run_stage
+from lstm_pipeline.stage import run_stage, write_metrics
 
 
 def arguments(parser):
@@ -118,7 +117,7 @@ def main(params, args):
             "run": run_metadata(),
         },
     )
-    write_json(args.metrics, metrics)
+    write_metrics(args.metrics, metrics)
     print(f"transfer: {metrics}")
     print(f"transfer: {report({**moved.timers, **scratch.timers})}, total {time.perf_counter() - start:.1f}s")
 

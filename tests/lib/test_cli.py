@@ -1,6 +1,7 @@
 """`lstm-jax` subcommands: output on success, one line and exit 2 on bad input."""
 
 import json
+import os
 
 import jax
 import numpy as np
@@ -33,6 +34,14 @@ def test_info_prints_config_and_parameter_count(checkpoint, capsys):
     assert info["model"]["kwargs"]["hidden_size"] == 8 and info["metadata"] == {"dataset": "tiny"}
     # embed 6*4 + lstm (4*32 + 8*32 + 32) + head (8*6 + 6)
     assert info["parameters"] == 24 + 416 + 54
+    assert info["platform"]["jax"] == jax.__version__  # what produced the checkpoint's bits
+
+
+def test_info_without_a_checkpoint_describes_this_machine_and_its_pins(capsys):
+    assert main(["info"]) == 0
+    machine = json.loads(capsys.readouterr().out)["machine"]
+    assert machine["cores"] == len(os.sched_getaffinity(0)) and machine["intra_op_threads_pinned"] == 2
+    assert "--xla_cpu_max_isa=AVX2" in machine["pinned_xla_flags"]
 
 
 def test_predict_lists_next_characters_per_line(checkpoint, tmp_path, capsys):

@@ -103,3 +103,47 @@ def test_the_repo_metrics_pass_the_repo_thresholds():
     checks = run_checks(load_thresholds(ROOT / "thresholds.yaml"), ROOT)
     assert len(checks) >= 10
     assert [(c.path, c.key, c.verdict) for c in checks if not c.ok] == []
+
+
+LOCK = """schema: '2.0'
+stages:
+  train:
+    cmd: python stages/train.py
+    outs:
+    - path: metrics/train.json
+      hash: md5
+      md5: {train}
+    - path: models/char
+      hash: md5
+      md5: {model}.dir
+"""
+
+
+@pytest.fixture
+def pipeline_repo(repo):
+    """`repo` with a committed dvc.lock and a pinned run's summary."""
+    (repo / "dvc.lock").write_text(LOCK.format(train="a" * 32, model="b" * 32))
+    (repo / "metrics/summary.json").write_text(json.dumps({"platform": {"portable": True}}))
+    for args in (["add", "-A"], ["commit", "-qm", "results"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True)
+    return repo
+
+
+def test_check_reproduced_names_each_output_that_changed(pipeline_repo, capsys):
+    assert main(["check-reproduced"]) == 0
+    assert "every output bit for bit as committed in HEAD:dvc.lock" in capsys.readouterr().out
+    (pipeline_repo / "dvc.lock").write_text(LOCK.format(train="a" * 32, model="c" * 32))
+    assert main(["check-reproduced"]) == 1
+    out = capsys.readouterr().out
+    assert "differs from HEAD: train: models/char" in out and "metrics/train.json" not in out
+    assert "1 outputs differ from the committed dvc.lock" in out
+
+
+def test_check_reproduced_is_skipped_for_an_unpinned_run(pipeline_repo, capsys):
+    (pipeline_repo / "dvc.lock").write_text(LOCK.format(train="d" * 32, model="c" * 32))
+    (pipeline_repo / "metrics/summary.json").write_text(json.dumps({"platform": {"portable": False}}))
+    assert main(["check-reproduced"]) == 0
+    assert "skipped; this run was not pinned" in capsys.readouterr().out
+    (pipeline_repo / "metrics/summary.json").write_text("{}")
+    assert main(["check-reproduced"]) == 2
+    assert "metrics/summary.json: expected a metrics file with platform.portable" in capsys.readouterr().err

@@ -1,0 +1,178 @@
+"""Same bits on every x86-64 CPU with AVX2 and FMA: the pins, and the record of where a run ran.
+
+Left to itself, XLA on the CPU compiles for the machine it runs on, and its results differ in
+the last bits from one machine to the next (issue 14). Measured on one AMD EPYC (2 cores):
+
+- the number of cores changes a training run's bits: XLA's intra-op thread pool has one thread
+  per schedulable core, and Eigen splits the inner (summed) dimension of a matrix product
+  between those threads (e.g. the weight gradient X^T dZ, summed over batch x time);
+- the highest instruction set XLA may use (`--xla_cpu_max_isa`) changes them (AVX against AVX2);
+- YNNPACK, which XLA calls for some matrix products, changes them against Eigen; it picks its
+  kernels for the CPU at run time, which XLA's ISA cap does not govern.
+- LAPACK (flax's orthogonal initialiser's QR, through SciPy's OpenBLAS) changes the initial
+  weights between 1 and 2 cores; the library's own initialiser avoids it (`lstm_jax.initializers`).
+
+`pin_for_portability()` fixes all three before JAX starts its CPU backend: a thread pool of
+`INTRA_OP_THREADS` threads whatever the core count (`PJRT_NPROC`, read by XLA's CPU client), the
+ISA capped at AVX2 (which implies FMA on every x86-64 CPU that has it), and every product on
+Eigen. The pipeline's stages call it first (`lstm_pipeline.stage`); set LSTM_JAX_PORTABLE=0 to
+let XLA use every core and instruction instead (faster on big machines, machine-specific bits).
+
+Not covered, because it cannot be varied on one machine: Eigen sizes its blocks from the CPU's
+cache sizes (CPUID), so a CPU whose L1 data cache differs from 32 KiB may still group long
+sums differently; and GPUs and ARM CPUs, where bit identity is not promised (the gate's
+tolerances apply there).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from importlib import metadata
+
+from lstm_jax.errors import ConfigError
+
+PORTABLE_ENV = "LSTM_JAX_PORTABLE"  # "1" (default): pin; "0": let XLA use the whole machine
+INTRA_OP_THREADS = 2  # threads in XLA's CPU pool, whatever the machine's core count
+THREADS_ENV = "PJRT_NPROC"  # XLA's CPU client sizes its intra-op pool from this
+ISA = "AVX2"
+PINNED_XLA_FLAGS = {
+    "--xla_cpu_max_isa": ISA,
+    "--xla_cpu_experimental_ynn_fusion_type": "",  # no YNNPACK: its kernels follow the CPU
+    "--xla_cpu_experimental_xnn_fusion_type": "",  # no XNNPACK either
+}
+REQUIRED_CPU_FLAGS = ("avx2", "fma")
+
+
+def portable_requested() -> bool:
+    """Whether LSTM_JAX_PORTABLE asks for the pins ("1", the default) or not ("0")."""
+    value = os.environ.get(PORTABLE_ENV, "1").strip()
+    if value not in ("0", "1"):
+        raise ConfigError(f"{PORTABLE_ENV}: expected 0 or 1, found {value!r}")
+    return value == "1"
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags /proc/cpuinfo lists (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_model() -> str:
+    """The CPU's model name, e.g. "AMD EPYC 7B13" (platform.processor() where Linux does not say)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def pinnable() -> bool:
+    """True on an x86-64 CPU with AVX2 and FMA, the machines the pins make agree."""
+    return platform.machine().lower() in ("x86_64", "amd64") and all(f in cpu_flags() for f in REQUIRED_CPU_FLAGS)
+
+
+def _backend_started() -> bool:
+    from jax._src import xla_bridge
+
+    return xla_bridge.backends_are_initialized()
+
+
+def pinned_xla_flags(existing: str) -> str:
+    """`existing` XLA_FLAGS with each pinned flag removed and the pinned values appended."""
+    kept = [f for f in shlex.split(existing) if f.split("=", 1)[0] not in PINNED_XLA_FLAGS]
+    return " ".join(kept + [f"{name}={value}" for name, value in PINNED_XLA_FLAGS.items()])
+
+
+def pin_for_portability() -> bool:
+    """Pin XLA's CPU code generation and threading (see the module docstring); returns whether
+    the pins are in force. A no-op when LSTM_JAX_PORTABLE=0, off x86-64/AVX2, or on a GPU run
+    (JAX_PLATFORMS naming cuda/gpu). Must run before JAX's first computation in the process."""
+    if not portable_requested() or not pinnable() or _gpu_requested():
+        return False
+    if "jax" in sys.modules and _backend_started():
+        raise ConfigError(
+            f"{PORTABLE_ENV}: the pins must be set before JAX starts its CPU backend; "
+            "call pin_for_portability() before any computation"
+        )
+    os.environ["XLA_FLAGS"] = pinned_xla_flags(os.environ.get("XLA_FLAGS", ""))
+    os.environ[THREADS_ENV] = str(INTRA_OP_THREADS)
+    return True
+
+
+def _gpu_requested() -> bool:
+    platforms = os.environ.get("JAX_PLATFORMS", "").lower()
+    return any(p in platforms for p in ("cuda", "gpu", "rocm", "tpu"))
+
+
+def pins_in_force() -> bool:
+    """Whether this process runs under the pins (the environment says so, as XLA will read it)."""
+    flags = dict(f.split("=", 1) if "=" in f else (f, "") for f in shlex.split(os.environ.get("XLA_FLAGS", "")))
+    return (
+        pinnable()
+        and not _gpu_requested()
+        and os.environ.get(THREADS_ENV) == str(INTRA_OP_THREADS)
+        and all(flags.get(name) == value for name, value in PINNED_XLA_FLAGS.items())
+    )
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def platform_record() -> dict:
+    """What produced a result, for metrics files and checkpoints.
+
+    Under the pins the record holds only what decides the bits (library versions, the pinned
+    ISA, thread count and product library), so it is the same on every machine that reproduces
+    them: a CPU model in a committed file would itself make two machines' outputs differ. Without
+    the pins (or on a GPU) the bits are the machine's own, and the record names the machine too.
+    """
+    record = {
+        "arch": platform.machine(),
+        "jax": _version("jax"),
+        "jaxlib": _version("jaxlib"),
+        "flax": _version("flax"),
+        "optax": _version("optax"),
+        "numpy": _version("numpy"),
+        "portable": pins_in_force(),
+    }
+    if record["portable"]:
+        record["pins"] = {"max_isa": ISA, "intra_op_threads": INTRA_OP_THREADS, "products": "eigen"}
+        return record
+    record["cpu"] = cpu_model()
+    record["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    record["isa"] = sorted(f for f in cpu_flags() if f in ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"))
+    record["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+    return record
+
+
+def machine_record() -> dict:
+    """This machine and how a run here would be pinned (for `lstm-jax info`)."""
+    return {
+        "cpu": cpu_model(),
+        "arch": platform.machine(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "isa": sorted(f for f in cpu_flags() if f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "amx_tile")),
+        "pinnable": pinnable(),
+        f"{PORTABLE_ENV}": os.environ.get(PORTABLE_ENV, "1"),
+        "pins_in_force": pins_in_force(),
+        "pinned_xla_flags": pinned_xla_flags(""),
+        "intra_op_threads_pinned": INTRA_OP_THREADS,
+        "jax": _version("jax"),
+        "jaxlib": _version("jaxlib"),
+    }
