@@ -40,6 +40,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import speed_models as sm  # noqa: E402
 
+from lstm_jax.portability import cpu_model  # noqa: E402
 from lstm_pipeline import runtime  # noqa: E402
 
 
@@ -55,16 +56,6 @@ def median_time(fn, steps: int, warmup: int = 3) -> tuple[float, float]:
     return float(np.median(times)), float(np.min(times))
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def print_machine() -> None:
     import flax
     import optax
@@ -77,7 +68,7 @@ def print_machine() -> None:
     except ImportError:
         versions += ", torch not installed"
     print(
-        f"machine: {cpu_name()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}, "
         f"jax device: {jax.devices()[0].device_kind} ({jax.default_backend()})"
     )
     print(f"versions: {versions}")

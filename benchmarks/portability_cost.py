@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         cache = tempfile.mkdtemp(prefix="lstm_jax_pins_cache_")
         res = lstm_speed.run_in_processes(list(env), config, args.steps, cache, extra_env=env)
         base = float(np.median(res["lstm_jax"]["times"]))
-        print(f"\n## config ({config}) {sm.CONFIGS[config].describe()}: median train-step ms")
+        print(f"\n## config {sm.CONFIGS[config].describe()}: median train-step ms")
         print("| variant | median ms | x XLA's own choices |\n|---|---|---|")
         for name, r in res.items():
             m = float(np.median(r["times"]))

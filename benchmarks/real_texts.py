@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ import idlelib
 import jax
 import numpy as np
 
+from lstm_jax.portability import cpu_model
 from lstm_jax.corpus import file_chunks, prepare_dataset, python_docs_text, window_stream
 from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.ngram import KneserNey, bits_per_char, select_order
@@ -38,16 +38,6 @@ TEXTS = {
     "idle_news": lambda: file_chunks([Path(idlelib.__file__).parent / "NEWS.txt"]),
     "gpl3": lambda: file_chunks([Path("/usr/share/common-licenses/GPL-3")]),
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def one_text(name: str, params, epochs: int | None) -> str:
@@ -95,7 +85,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
-    print(f"# {cpu_name()}, {os.cpu_count()} cores, jax {jax.__version__}, numpy {np.__version__}")
+    print(f"# {cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__}, numpy {np.__version__}")
     print(f"# recipe: params.yaml train.model {params.train.model}, optimizer {params.train.optimizer}")
     print("| text | size | KN order | KN bpc | LSTM bpc | LSTM vs KN | best epoch / run | training |")
     print("|---|---|---|---|---|---|---|---|")

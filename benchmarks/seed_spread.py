@@ -40,19 +40,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from lstm_jax.portability import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 SEEDED = ("train", "tutorial", "transfer", "sequential")  # params.yaml sections with a `seed`
 SHARED_STAGES = ("prepare", "baseline")  # no seed: run once
 SEED_STAGES = ("train", "tutorial", "reload", "transfer", "sequential", "evaluate")
 OUTPUT_DIRS = ("models", "checkpoints", "metrics", "dvclive", "plots")  # moved into the run folder
 ALPHABET_TABLE = "metrics/alphabet_table.json"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def lookup(tree, dotted: str):

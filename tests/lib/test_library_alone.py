@@ -97,6 +97,9 @@ def test_nothing_in_the_library_imports_the_pipeline_or_its_tools():
         "numpy",
         "lstm_jax",
         "tqdm",
+        "platform",  # portability: the machine a run was on (standard library)
+        "shlex",  # portability: XLA_FLAGS as XLA splits them
+        "importlib",  # portability: installed versions (importlib.metadata)
     }  # tqdm: optional, inside a try
     for path in sorted(LIBRARY.glob("*.py")):
         extra = _imports(path) - allowed
