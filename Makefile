@@ -1,6 +1,6 @@
 # The README's two commands: `make repro` and `make test`. Both create $(VENV) if it is missing,
 # from nothing but Python 3.11, and install exactly the versions pinned, with their hashes, in
-#   requirements/pipeline.lock  the library and its `pipeline` extra: what `make repro` needs
+#   requirements/pipeline.lock  the library and its `pipeline` and `realdata` extras: what `make repro` needs
 #   requirements/test.lock      the same versions plus the `dev` and `bench` extras (pytest, ruff,
 #                               torch 2.13.0+cpu for the reference tests): what `make test` needs
 # Each lock is installed with --require-hashes --no-deps (nothing is resolved at install time, and
@@ -89,10 +89,10 @@ bench: $(TEST_STAMP)
 #   make lock LOCK_ARGS="--upgrade-package dvc"      (one package)
 # The exact commands (CUSTOM_COMPILE_COMMAND only sets the header line of the lock files):
 #   pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
-#       --no-emit-find-links --extra pipeline --extra dev --extra bench \
+#       --no-emit-find-links --extra pipeline --extra realdata --extra dev --extra bench \
 #       -o requirements/test.lock pyproject.toml
 #   pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
-#       --no-emit-find-links --extra pipeline --upgrade -c requirements/test.lock \
+#       --no-emit-find-links --extra pipeline --extra realdata --upgrade -c requirements/test.lock \
 #       -o requirements/pipeline.lock pyproject.toml
 # test.lock is compiled first; pipeline.lock is then constrained by it, so every version in
 # pipeline.lock is the one in test.lock (checked by the last line). torch==2.13.0+cpu is found
@@ -107,9 +107,9 @@ COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS_VENV)/bin/pip-compile --qu
 lock:
 	test -x $(TOOLS_VENV)/bin/pip-compile || \
 		{ $(PYTHON) -m venv $(TOOLS_VENV) && $(TOOLS_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS); }
-	$(COMPILE) $(LOCK_ARGS) --extra pipeline --extra dev --extra bench \
+	$(COMPILE) $(LOCK_ARGS) --extra pipeline --extra realdata --extra dev --extra bench \
 		-o requirements/test.lock pyproject.toml
-	$(COMPILE) --extra pipeline --upgrade -c requirements/test.lock \
+	$(COMPILE) --extra pipeline --extra realdata --upgrade -c requirements/test.lock \
 		-o requirements/pipeline.lock pyproject.toml
 	grep -oE '^[^ #]+==[^ ]+' requirements/pipeline.lock | while read pin; do \
 		grep -q "^$$pin " requirements/test.lock || { echo "$$pin: not in requirements/test.lock" >&2; exit 1; }; done

@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import optax
 
 
-def fit_epochs(model, tx, params, key, x, y, mask, *, epochs: int, batch_size: int, shuffle: bool, stateful: bool):
-    """Train `params` with optimizer `tx` for `epochs` epochs on x float32[N, T, F], y int32[N],
-    mask bool[N, T]; traceable (call it inside jit/vmap). Returns (params, epoch_loss float32[epochs]),
-    the mean training cross-entropy over each epoch's N // batch_size steps."""
+def _epoch_fn(model, tx, key, x, y, mask, *, batch_size: int, shuffle: bool, stateful: bool):
+    """`epoch((params, opt_state), e) -> ((params, opt_state), mean loss)`: one epoch of
+    N // batch_size steps, in an order drawn from (key, e) alone (so a shorter run retraces
+    the first epochs of a longer one bit for bit)."""
     n = x.shape[0]
     n_batches = n // batch_size
 
@@ -37,8 +37,76 @@ def fit_epochs(model, tx, params, key, x, y, mask, *, epochs: int, batch_size: i
         (params, opt_state, _), losses = jax.lax.scan(step, (params, opt_state, carry), batches)
         return (params, opt_state), losses.mean()
 
+    return epoch
+
+
+def fit_epochs(model, tx, params, key, x, y, mask, *, epochs: int, batch_size: int, shuffle: bool, stateful: bool):
+    """Train `params` with optimizer `tx` for `epochs` epochs on x float32[N, T, F], y int32[N],
+    mask bool[N, T]; traceable (call it inside jit/vmap). Returns (params, epoch_loss float32[epochs]),
+    the mean training cross-entropy over each epoch's N // batch_size steps."""
+    epoch = _epoch_fn(model, tx, key, x, y, mask, batch_size=batch_size, shuffle=shuffle, stateful=stateful)
     (params, _), epoch_loss = jax.lax.scan(epoch, (params, tx.init(params)), jnp.arange(epochs))
     return params, epoch_loss
+
+
+def _loss_and_accuracy(model, params, x, y, mask):
+    logits, _ = model.apply({"params": params}, x, mask=mask)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return loss, jnp.mean(jnp.argmax(logits, -1) == y)
+
+
+def make_best_epoch_trainer(model, *, epochs: int, batch_size: int, learning_rate: float):
+    """A jitted `(keys key[R], x float32[N, T, F], y int32[N], mask bool[N, T], x_val, y_val,
+    mask_val) -> dict` training R seeds at once (vmapped; the data are shared) on shuffled
+    mini-batches from a zero state, with Adam. After every epoch each seed is scored on the
+    validation part; the parameters of its epoch with the lowest validation loss are kept
+    (the earlier epoch on ties), as the char model keeps its best epoch.
+
+    Returns {"params": best parameters [R, ...], "best_epoch": int32[R] (1-based),
+    "train_loss", "val_loss", "val_accuracy": float32[R, epochs]}.
+    """
+    tx = optax.adam(learning_rate)
+
+    def run(key, x, y, mask, x_val, y_val, mask_val):
+        init_key, order_key = jax.random.split(key)
+        params = model.init(init_key, x[:1], mask=mask[:1])["params"]
+        size = min(batch_size, x.shape[0])
+        epoch = _epoch_fn(model, tx, order_key, x, y, mask, batch_size=size, shuffle=True, stateful=False)
+
+        def scored_epoch(carry, e):
+            params, opt_state, best, best_loss, best_epoch = carry
+            (params, opt_state), train_loss = epoch((params, opt_state), e)
+            val_loss, val_accuracy = _loss_and_accuracy(model, params, x_val, y_val, mask_val)
+            better = val_loss < best_loss
+            best = jax.tree.map(lambda new, old: jnp.where(better, new, old), params, best)
+            best_loss = jnp.where(better, val_loss, best_loss)
+            best_epoch = jnp.where(better, e + 1, best_epoch)
+            return (params, opt_state, best, best_loss, best_epoch), (train_loss, val_loss, val_accuracy)
+
+        start = (params, tx.init(params), params, jnp.float32(jnp.inf), jnp.int32(0))
+        (_, _, best, _, best_epoch), (train_loss, val_loss, val_accuracy) = jax.lax.scan(
+            scored_epoch, start, jnp.arange(epochs)
+        )
+        return {
+            "params": best,
+            "best_epoch": best_epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+        }
+
+    return jax.jit(jax.vmap(run, in_axes=(0, None, None, None, None, None, None)))
+
+
+def make_predict_classes(model):
+    """A jitted `(params [R, ...], x float32[N, T, F], mask bool[N, T]) -> int32[R, N]`: each
+    seed's predicted class for every sequence."""
+
+    def predict(params, x, mask):
+        logits, _ = model.apply({"params": params}, x, mask=mask)
+        return jnp.argmax(logits, -1).astype(jnp.int32)
+
+    return jax.jit(jax.vmap(predict, in_axes=(0, None, None)))
 
 
 def make_trainer(model, *, epochs: int, batch_size: int, shuffle: bool, stateful: bool, learning_rate: float):

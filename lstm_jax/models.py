@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax.errors import ArgumentError, ConfigError
+from lstm_jax.forecast import Forecaster
 from lstm_jax.layers import LSTM
 from lstm_jax.vocab import remap_rows
 
@@ -66,6 +67,8 @@ class CharLM(nn.Module):
 
 class SequenceClassifier(nn.Module):
     """LSTM over a sequence, then Dense on the last layer's final h: one label per sequence.
+    Bidirectional: Dense on [forward final h, backward final h] (the backward direction ends at
+    each row's first real step, so it has read the whole sequence too).
 
     Call: `logits, state = model(x, state=None, *, lengths=None, mask=None)` with x
     float32[B, T, F]; logits float32[B, num_classes]. Masked steps leave the state untouched,
@@ -78,9 +81,19 @@ class SequenceClassifier(nn.Module):
     features: int | None = None  # F; optional for training, needed to rebuild from a checkpoint
     dtype: str | None = None  # mixed precision of the LSTM, as in CharLM
     param_dtype: str = "float32"
+    bidirectional: bool = False
+
+    def _lstm_kwargs(self) -> dict:
+        return dict(
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+        )
 
     def setup(self):
-        self.lstm = LSTM(self.hidden_size, self.num_layers, dtype=self.dtype, param_dtype=self.param_dtype)
+        self.lstm = LSTM(**self._lstm_kwargs())
         self.head = nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=self.param_dtype)
 
     def __call__(self, x, state=None, *, lengths=None, mask=None, deterministic=True):
@@ -89,12 +102,13 @@ class SequenceClassifier(nn.Module):
                 f"x: expected float[B, T, {self.features}] (features={self.features}), found shape {tuple(x.shape)}"
             )
         _, state = self.lstm(x, state, lengths=lengths, mask=mask, deterministic=deterministic)
+        if self.bidirectional:  # the last layer's forward and backward final h
+            return self.head(jnp.concatenate([state[-2].h, state[-1].h], axis=-1)), state
         return self.head(state[-1].h), state
 
     def initial_state(self, batch_size: int):
         """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
-        lstm = LSTM(self.hidden_size, self.num_layers, dtype=self.dtype, param_dtype=self.param_dtype, parent=None)
-        return lstm.initial_state(batch_size)
+        return LSTM(**self._lstm_kwargs(), parent=None).initial_state(batch_size)
 
     def example_input(self):
         """float32[1, 1, F]: an input to initialise the parameters with (needs `features`)."""
@@ -106,7 +120,7 @@ class SequenceClassifier(nn.Module):
         return jnp.zeros((1, 1, self.features), jnp.float32)
 
 
-MODELS = {"CharLM": CharLM, "SequenceClassifier": SequenceClassifier}
+MODELS = {"CharLM": CharLM, "SequenceClassifier": SequenceClassifier, "Forecaster": Forecaster}
 
 
 def build_model(name: str, kwargs: dict) -> nn.Module:

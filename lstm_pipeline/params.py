@@ -31,23 +31,15 @@ from lstm_jax.limits import (
 )
 from lstm_jax.safe_paths import irregular_entries
 from lstm_pipeline.alphabet import KINDS as ALPHABET_KINDS
+from lstm_pipeline.schema import check as _check
+from lstm_pipeline.schema import fraction as _fraction
+from lstm_pipeline.schema import positive as _positive
+from lstm_pipeline.task_params import ClassifyConfig, ForecastConfig
+from lstm_pipeline.task_params import validate as validate_tasks
 from lstm_pipeline.yamlfile import load_yaml, short
 
 
 BUILTIN_TEXTS = {PYTHON_DOCS: python_docs_text}
-
-
-def _check(default=dataclasses.MISSING, *, rule=None, expect: str = ""):
-    """A field with a range rule: `rule(value) -> bool`, described by `expect` in errors."""
-    return field(default=default, metadata={"rule": rule, "expect": expect})
-
-
-def _positive(default=dataclasses.MISSING):
-    return _check(default, rule=lambda v: v >= 1, expect="an integer >= 1")
-
-
-def _fraction(default=dataclasses.MISSING):
-    return _check(default, rule=lambda v: 0 < v < 1, expect="a number in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -261,6 +253,8 @@ class Params:
     transfer: TransferConfig
     alphabet: AlphabetConfig
     sequential: SequentialConfig
+    classify: ClassifyConfig
+    forecast: ForecastConfig
     evaluate: EvaluateConfig
 
 
@@ -440,6 +434,7 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
             f"{source}: sequential.shift: expected at most {bound:.3g}, so that the inputs of all "
             f"{seq.datasets} datasets fit float32, found {seq.shift!r}"
         )
+    validate_tasks(params.classify, params.forecast, source, root)
     _check_resources(params, source, root)
     return params
 

@@ -97,3 +97,27 @@ def baseline_plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path, dpi)
+
+
+def forecast_plot(path, times, target, origins, lstm: dict, baselines: dict, *, title: str, dpi: int = 100) -> None:
+    """Actuals of the series' tail, and from the first and last origin each LSTM's forecast float[O, H]
+    with its interval half-widths float[H] (lstm: name -> (forecasts, half)) and each baseline's."""
+    horizon = next(iter(lstm.values()))[0].shape[1]
+    lo = max(0, int(origins[0]) - 4 * horizon)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    steps = range(lo, len(target))
+    ax.plot(steps, target[lo:], color="black", lw=1.2, label="actual")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (i, origin) in enumerate(((0, int(origins[0])), (len(origins) - 1, int(origins[-1])))):
+        span = range(origin, origin + horizon)
+        for c, (name, (forecasts, half)) in enumerate(lstm.items()):
+            ax.plot(span, forecasts[i], color=colors[c], lw=1.5, label=name if k == 0 else None)
+            ax.fill_between(span, forecasts[i] - half, forecasts[i] + half, color=colors[c], alpha=0.15)
+        for c, (name, forecasts) in enumerate(baselines.items(), start=len(lstm)):
+            ax.plot(span, forecasts[i], color=colors[c], lw=1, ls="--", label=name if k == 0 else None)
+    ticks = list(steps)[:: max(1, len(steps) // 8)]
+    ax.set_xticks(ticks, [times[t] for t in ticks], rotation=30)
+    ax.set(title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path, dpi)

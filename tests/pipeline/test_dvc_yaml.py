@@ -18,14 +18,22 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import yaml
 from pipeline_spec import LIBRARY, PIPELINE, ROOT, load_stages, pipeline_imports
 
 STAGES = load_stages()
 NAMES = sorted(STAGES)
-NOT_PATHS = {"--framing", "--section"}  # options whose value is a key of params.yaml, not a path
+# Options whose value is a key of params.yaml, not a path.
+NOT_PATHS = {"--framing", "--section", "--dataset", "--series"}
 # Read by way of params.yaml rather than the command line: prepare reads the files that
 # `prepare.texts.<name>.path` names, which params validation requires to lie under texts/.
 READ_THROUGH_PARAMS = {"prepare": {"texts"}}
+# The real-data stages read user files that params name under series/ (their builtins come from wheels).
+READ_THROUGH_PARAMS |= {
+    f"{stage}@{key}": {"series"}
+    for stage, section in (("classify", "datasets"), ("forecast", "series"))
+    for key in yaml.safe_load((ROOT / "params.yaml").read_text())[stage][section]
+}
 
 
 def is_code(path: str) -> bool:

@@ -1,0 +1,66 @@
+"""Rolling-origin evaluation of forecasters on one series (target in column 0).
+
+Origins are y indices: the forecast from origin o covers y[o : o + H] and may use y[:o] only.
+The last `origins` origins, one step apart, end the series; everything before the first one is
+the training part (scaling statistics, windows, validation). With `difference`, models work on
+d[t] = y[t] - y[t-1] and their forecasts are summed back onto y[o - 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstm_jax.errors import ConfigError
+from lstm_pipeline.extras import require
+
+
+def test_origins(n: int, horizon: int, origins: int) -> np.ndarray:
+    """int[origins]: the last `origins` origins of a series of n steps, one step apart."""
+    return np.arange(n - horizon - origins + 1, n - horizon + 1)
+
+
+class Transform:
+    """y float64[N, F] <-> the modelled series s (y itself, or its first differences)."""
+
+    def __init__(self, y: np.ndarray, difference: bool):
+        self.y, self.offset = y, int(difference)
+        self.s = y[1:] - y[:-1] if difference else y  # s[i] belongs to y index i + offset
+
+    def context(self, origin: int, lookback: int) -> np.ndarray:
+        """float64[L, F]: the modelled values of the `lookback` steps before `origin`."""
+        start = origin - self.offset - lookback
+        if start < 0:
+            raise ConfigError(f"origin {origin}: needs {lookback + self.offset} earlier steps (lookback)")
+        return self.s[start : origin - self.offset]
+
+    def to_target(self, origin: int, forecast: np.ndarray) -> np.ndarray:
+        """float64[..., H]: target-column forecasts (modelled units, column 0) back in y's units."""
+        return self.y[origin - 1, 0] + np.cumsum(forecast, axis=-1) if self.offset else forecast
+
+
+def naive(y: np.ndarray, origin: int, horizon: int) -> np.ndarray:
+    return np.full(horizon, y[origin - 1])
+
+
+def seasonal_naive(y: np.ndarray, origin: int, horizon: int, season: int) -> np.ndarray:
+    """y[o + h] forecast by the value one season before it (or before that, beyond a season)."""
+    return np.array([y[origin - season + (h % season)] for h in range(horizon)])
+
+
+def ets(y: np.ndarray, origin: int, horizon: int, season: int) -> np.ndarray:
+    """Holt-Winters ETS(A, A, A) (additive trend and season; no season when season == 1) fitted
+    by statsmodels on y[:origin] by maximum likelihood."""
+    holtwinters = require("statsmodels.tsa.holtwinters")
+    seasonal = "add" if season > 1 else None
+    model = holtwinters.ExponentialSmoothing(
+        y[:origin], trend="add", seasonal=seasonal, seasonal_periods=season if season > 1 else None
+    )
+    return np.asarray(model.fit().forecast(horizon))
+
+
+def interval_halfwidths(errors: np.ndarray, coverage: float) -> np.ndarray:
+    """float[H]: split-conformal half-widths from absolute validation errors float[V, H]: the
+    ceil((V + 1) * coverage)-th smallest error at each horizon step (the largest when V is small)."""
+    errors = np.sort(np.abs(errors), axis=0)
+    rank = min(len(errors), int(np.ceil((len(errors) + 1) * coverage))) - 1
+    return errors[rank]
