@@ -433,6 +433,7 @@ TRAINING_CODE = (
     "errors.py",
     "evaluation.py",
     "folder_lock.py",
+    "forecast.py",
     "fused.py",
     "initializers.py",
     "layers.py",

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from lstm_jax.cli import debug_flag, run, version
 
 
@@ -55,6 +57,23 @@ def cmd_report(args) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_classify(args) -> None:
+    from lstm_pipeline.serve import classify_file
+
+    predicted, labels = classify_file(args.model, args.file)
+    for i, (p, label) in enumerate(zip(predicted, labels)):
+        print(f"{i}\t{p}\t{label}")
+    print(f"accuracy against the file's labels: {np.mean([p == t for p, t in zip(predicted, labels)]):.4f}")
+
+
+def cmd_forecast(args) -> None:
+    from lstm_pipeline.serve import forecast_file
+
+    last, forecast = forecast_file(args.model, args.file, args.time_column, args.builtin)
+    for step, value in enumerate(forecast, start=1):
+        print(f"{last}+{step}\t{value:.6g}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     debug = debug_flag()
     parser = argparse.ArgumentParser(
@@ -91,6 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--baseline", metavar="REV", default="HEAD", help="git revision to compare with (default: HEAD)")
     p.set_defaults(func=cmd_check_reproduced)
+
+    p = sub.add_parser(
+        "classify",
+        parents=[debug],
+        help="classify every case of a .ts or long-format .csv file with a classify-stage model",
+        description="Print case index, predicted class and the file's own label per line, then the accuracy.",
+    )
+    p.add_argument("model", type=Path, help="checkpoint folder, e.g. models/classify/JapaneseVowels")
+    p.add_argument("file", type=Path, help=".ts file or CSV with header case,label,<feature>...")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser(
+        "forecast",
+        parents=[debug],
+        help="forecast the next H steps after a series' end with a forecast-stage model",
+        description="Print the H values forecast after the last step of a CSV (or a built-in series).",
+    )
+    p.add_argument("model", type=Path, help="checkpoint folder, e.g. models/forecast/co2")
+    p.add_argument("file", type=Path, nargs="?", help="CSV with a time column and the model's columns")
+    p.add_argument("--time-column", help="the CSV's time column")
+    p.add_argument("--builtin", help="a built-in series instead of a file: co2, sunspots, macrodata")
+    p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser(
         "report", parents=[debug], help="write an HTML report of the pipeline's figures, tables and metrics"

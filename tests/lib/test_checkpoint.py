@@ -88,7 +88,7 @@ def test_optimizer_state_must_fit(saved):
 
 
 def test_every_model_round_trips_with_identical_predictions(tmp_path):
-    from lstm_jax.models import MODELS, SequenceClassifier
+    from lstm_jax.models import MODELS, Forecaster, SequenceClassifier
 
     vocab = Vocabulary.from_text("abc")
     x = np.random.default_rng(0).normal(size=(5, 7, 3)).astype(np.float32)
@@ -99,6 +99,7 @@ def test_every_model_round_trips_with_identical_predictions(tmp_path):
             vocab.encode("abcabca")[None],
         ),
         "SequenceClassifier": (SequenceClassifier(num_classes=4, hidden_size=6, num_layers=2, features=3), x),
+        "Forecaster": (Forecaster(features=3, horizon=2, hidden_size=5, num_layers=2), x),
     }
     assert set(cases) == set(MODELS), "a model was added: add it to this round trip"
     for name, (model, inputs) in cases.items():

@@ -25,6 +25,7 @@ COPY = [
     "lstm_pipeline",
     "stages",
     "texts",
+    "series",
     "dvc.yaml",
     "params.yaml",
     ".dvcignore",
@@ -44,6 +45,8 @@ METRICS = [
     "alphabet_table.json",
     "alphabet/stateful.json",
     "sequential.json",
+    "classify/JapaneseVowels.json",
+    "forecast/sunspots.json",
 ]
 STAGES = [
     "prepare",
@@ -61,8 +64,13 @@ STAGES = [
     "alphabet@one_char_budget",
     "alphabet_table",
     "sequential",
+    "classify@JapaneseVowels",
+    "forecast@sunspots",
     "evaluate",
 ]
+
+
+PLOTTING_REAL_DATA = [s for s in STAGES if s.startswith(("classify@", "forecast@"))]
 
 
 def tiny_params() -> dict:
@@ -82,6 +90,10 @@ def tiny_params() -> dict:
     for framing in p["alphabet"]["framings"].values():
         framing["epochs"] = 3
     p["sequential"].update(train_size=64, test_size=32, epochs=2, batch_size=16, hidden_size=8)
+    # One dataset and one series (each foreach entry is a process that imports sktime/statsmodels).
+    p["classify"].update(seeds=2, epochs=2, hidden_size=8, datasets={"JapaneseVowels": {"builtin": "JapaneseVowels"}})
+    sunspots = {**p["forecast"]["series"]["sunspots"], "epochs": 2}
+    p["forecast"].update(seeds=2, epochs=2, hidden_size=8, origins=3, series={"sunspots": sunspots})
     return p
 
 
@@ -205,7 +217,8 @@ def fingerprint(repo, env) -> str:
 
 
 def test_editing_a_pipeline_module_reruns_only_the_stages_that_import_it(repo):
-    """The report is read by no stage; the plots module by `sequential` and `evaluate` alone.
+    """The report is read by no stage; the plots module by `sequential`, `evaluate` and the
+    real-data stages alone.
     Neither belongs to the training code a resumable checkpoint is fingerprinted with, which
     an edit of the library's training loop does change (every stage depends on the library)."""
     repo, env = repo
@@ -214,7 +227,7 @@ def test_editing_a_pipeline_module_reruns_only_the_stages_that_import_it(repo):
     before = fingerprint(repo, env)
     for path, stages, same_fingerprint in [
         ("lstm_pipeline/report.py", [], True),
-        ("lstm_pipeline/plots.py", ["evaluate", "sequential"], True),
+        ("lstm_pipeline/plots.py", sorted([*PLOTTING_REAL_DATA, "evaluate", "sequential"]), True),
         ("lstm_jax/train.py", sorted(STAGES), False),
     ]:
         original = (repo / path).read_bytes()

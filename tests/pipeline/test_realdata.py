@@ -34,7 +34,7 @@ def test_dtw_of_unequal_lengths_matches_the_textbook_recursion():
     a_len, b_len = np.array([3, 7, 5]), np.array([6, 2, 7, 4])
     a, b = rng.normal(size=(3, 7, 2)), rng.normal(size=(4, 7, 2))
     a[0, 3:], b[1, 2:] = 99.0, -99.0  # padding must not matter
-    got = ts_baselines.dtw_distances(a, a_len, b, b_len, max_bytes=2000)  # several chunks
+    got = ts_baselines.dtw_distances(a, a_len, b, b_len, chunk=2)  # several chunks
     want = [[slow_dtw(a[i, : a_len[i]], b[j, : b_len[j]]) for j in range(4)] for i in range(3)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert ts_baselines.dtw_distances(a[:1], a_len[:1], a[:1], a_len[:1])[0, 0] == 0.0
@@ -138,3 +138,65 @@ def test_forecast_series_params_are_checked(tmp_path):
     raw["forecast"]["series"] = {"mine": {"path": "series/y.csv", "season": 1, "horizon": 2, "lookback": 3}}
     with pytest.raises(ConfigError, match="time_column"):
         params_module.parse_params(raw, root=tmp_path)
+
+
+def _saved(tmp_path, model, metadata):
+    from lstm_jax.checkpoint import save_checkpoint
+    from lstm_jax.vocab import SPECIALS, Vocabulary
+
+    params = model.init(jax.random.PRNGKey(0), model.example_input())["params"]
+    save_checkpoint(tmp_path / "model", model=model, params=params, vocab=Vocabulary(SPECIALS), metadata=metadata)
+    return tmp_path / "model", params
+
+
+def test_classify_command_scales_like_training_and_names_classes(tmp_path, capsys):
+    from lstm_pipeline.cli import main
+
+    model = SequenceClassifier(num_classes=2, hidden_size=4, features=2)
+    scaler = {"mean": [1.0, -1.0], "std": [2.0, 0.5]}
+    folder, params = _saved(tmp_path, model, {"task": "classify", "classes": ["no", "yes"], "scaler": scaler})
+    (tmp_path / "d.csv").write_text("case,label,a,b\nc1,yes,1,2\nc1,yes,3,4\nc2,no,5,6\n")
+    assert main(["classify", str(folder), str(tmp_path / "d.csv")]) == 0
+    x = (np.array([[[1, 2], [3, 4]], [[5, 6], [0, 0]]], np.float32) - [1.0, -1.0]) / [2.0, 0.5]
+    mask = np.array([[True, True], [True, False]])
+    logits, _ = model.apply({"params": params}, (x * mask[..., None]).astype(np.float32), mask=mask)
+    want = [["no", "yes"][i] for i in np.asarray(logits).argmax(-1)]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[1] for line in lines[:2]] == want and lines[-1].startswith("accuracy")
+
+
+def test_forecast_command_continues_the_series(tmp_path):
+    from lstm_jax.forecast import Forecaster
+    from lstm_pipeline.serve import classify_file, forecast_file
+
+    model = Forecaster(features=1, horizon=3, hidden_size=4)
+    meta = {"task": "forecast", "columns": ["y"], "lookback": 4, "difference": True,
+            "scaler": {"mean": [0.5], "std": [2.0]}}  # fmt: skip
+    folder, params = _saved(tmp_path, model, meta)
+    y = np.array([1.0, 2.0, 4.0, 3.0, 5.0, 8.0])
+    (tmp_path / "s.csv").write_text("t,y\n" + "".join(f"{i},{v}\n" for i, v in enumerate(y)))
+    last, forecast = forecast_file(folder, tmp_path / "s.csv", "t", None)
+    context = ((np.diff(y)[-4:] - 0.5) / 2.0).astype(np.float32)[None, :, None]
+    steps = np.asarray(model.apply({"params": params}, context)[0])[0, :, 0] * 2.0 + 0.5
+    assert last == "5"
+    np.testing.assert_allclose(forecast, 8.0 + np.cumsum(steps), rtol=1e-6)
+    with pytest.raises(ConfigError, match="expected a model saved by the classify stage"):
+        classify_file(folder, tmp_path / "s.csv")
+
+
+def test_a_missing_extra_is_one_line_naming_the_install():
+    from lstm_pipeline.extras import require
+
+    with pytest.raises(ConfigError, match=r"no_such_module.datasets: not installed .*pip install -e '\.\[realdata\]'"):
+        require("no_such_module.datasets")
+
+
+def test_the_library_imports_none_of_the_realdata_extra():
+    import subprocess
+    import sys
+
+    code = "import sys, lstm_jax, lstm_jax.forecast, lstm_jax.scaling, lstm_jax.classify, lstm_jax.models; " + (
+        "print(sorted(m for m in ('sktime', 'statsmodels', 'sklearn', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
