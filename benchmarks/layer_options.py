@@ -2,6 +2,7 @@
 
     python benchmarks/layer_options.py                     # B=32, T=64, F=32, H=128; ~2-4 min on 2 cores
     python benchmarks/layer_options.py --batch 16 --seq 32 --hidden 64 --repeats 20
+    python benchmarks/layer_options.py --only plain --only GRU   # options whose name contains one
 
 One line per option: median seconds of a jitted value-and-gradient step (loss: the sum of
 squared outputs, gradients for the parameters and the inputs), after warm-up, and its ratio to
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import jax
@@ -23,6 +23,7 @@ import numpy as np
 
 from lstm_jax import LSTM
 from lstm_jax.gru import GRU
+from lstm_jax.portability import cpu_model
 
 OPTIONS = {
     "plain (fused, float32)": (LSTM, {}),
@@ -35,10 +36,14 @@ OPTIONS = {
     "recurrent_dropout=0.25": (LSTM, {"recurrent_dropout": 0.25}),
     "weight_drop=0.5": (LSTM, {"weight_drop": 0.5}),
     "weight_drop=0.5, scan": (LSTM, {"weight_drop": 0.5, "implementation": "scan"}),
-    "zoneout=(0.5, 0.05) (scan)": (LSTM, {"zoneout": (0.5, 0.05)}),
+    "zoneout=(0.5, 0.05) (fused)": (LSTM, {"zoneout": (0.5, 0.05)}),
+    "zoneout=(0.5, 0.05), scan": (LSTM, {"zoneout": (0.5, 0.05), "implementation": "scan"}),
     "layer_norm (scan)": (LSTM, {"layer_norm": True}),
-    "GRU (scan)": (GRU, {}),
+    "GRU (fused)": (GRU, {}),
+    "GRU, scan": (GRU, {"implementation": "scan"}),
 }
+
+BASE = "plain (fused, float32)"  # always measured: the reference of the ratios
 
 
 def make_step(cls, kwargs, x, reset):
@@ -61,9 +66,8 @@ def make_step(cls, kwargs, x, reset):
 def main() -> None:
     x = jax.random.normal(jax.random.key(2), (ARGS.batch, ARGS.seq, ARGS.features))
     resets = jax.random.bernoulli(jax.random.key(3), 0.05, (ARGS.batch, ARGS.seq))
-    steps = {
-        name: make_step(cls, kw, x, resets if name.startswith("reset") else None) for name, (cls, kw) in OPTIONS.items()
-    }
+    chosen = [n for n in OPTIONS if n == BASE or not ARGS.only or any(s in n for s in ARGS.only)]
+    steps = {name: make_step(*OPTIONS[name], x, resets if name.startswith("reset") else None) for name in chosen}
     times = {name: [] for name in steps}
     for _ in range(ARGS.warmup):
         for run in steps.values():
@@ -74,10 +78,10 @@ def main() -> None:
             run()
             times[name].append(time.perf_counter() - t0)
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}; "
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__}; "
         f"B={ARGS.batch} T={ARGS.seq} F={ARGS.features} H={ARGS.hidden}, one layer, median of {ARGS.repeats}"
     )
-    base = float(np.median(times["plain (fused, float32)"]))
+    base = float(np.median(times[BASE]))
     for name, ts in times.items():
         median = float(np.median(ts))
         print(f"{name:30s} {median * 1e3:8.2f} ms  {median / base:5.2f}x plain")
@@ -91,5 +95,6 @@ if __name__ == "__main__":
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--only", action="append", help="measure the options whose name contains this (repeatable)")
     ARGS = parser.parse_args()
     main()

@@ -7,6 +7,7 @@ package `lstm_pipeline`; nothing here imports it.
 from lstm_jax.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from lstm_jax.errors import ArgumentError, CheckpointError, ConfigError, DataError, LstmJaxError, TrainingDiverged
 from lstm_jax.gru import GRU, GRUState
+from lstm_jax.keras_convert import from_keras, to_keras
 from lstm_jax.layers import LSTM
 from lstm_jax.ngram import KneserNey
 from lstm_jax.lstm import LSTMState, lengths_to_mask, lstm_scan, reset_state, zeros_state
@@ -16,7 +17,7 @@ from lstm_jax.torch_import import from_torch, to_torch
 from lstm_jax.train import FitResult, StepMetrics, TrainResult, init_params, make_optimizer, train_model, train_step
 from lstm_jax.vocab import PAD_ID, UNK_ID, Vocabulary
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "LSTM",
@@ -26,6 +27,8 @@ __all__ = [
     "KneserNey",
     "from_torch",
     "to_torch",
+    "from_keras",
+    "to_keras",
     "CharLM",
     "SequenceClassifier",
     "Vocabulary",

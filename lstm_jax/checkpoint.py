@@ -435,6 +435,8 @@ TRAINING_CODE = (
     "folder_lock.py",
     "forecast.py",
     "fused.py",
+    "fused_gru.py",
+    "gru.py",
     "initializers.py",
     "layers.py",
     "limits.py",

@@ -8,8 +8,12 @@ Gate order r, z, n (PyTorch's). With x W_ih + b_ih and h W_hh + b_hh each split 
 (Cho et al. 2014, with b_hn inside the reset product as in cuDNN and torch.nn.GRU.) The
 recurrence is pure functions of arrays, like `lstm.py`; `GRU` is `layers.LSTM` with GRU weights
 and state, so it takes the same fields and call arguments (masks, resets, state, bidirectional,
-dropout, recurrent dropout, weight drop, zoneout on h, mixed precision). There is no fused GRU:
-both `implementation`s run the scan under autodiff.
+dropout, recurrent dropout, weight drop, zoneout on h, mixed precision, batch groups).
+
+`implementation="fused"` (the default) runs `fused_gru.fused_gru`, a scan with a hand-written
+backward pass, for every layer without zoneout; "scan" (and zoneout) runs `gru_scan` under plain
+autodiff, which, unlike a custom VJP, also supports forward-mode derivatives. Both hoist the input
+projection x W_ih + b_ih for all steps out of the loop as one matmul.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import jax.numpy as jnp
 
 from lstm_jax.errors import ArgumentError
 from lstm_jax.fused import matmul
+from lstm_jax.fused_gru import fused_gru
 from lstm_jax.initializers import orthogonal
 from lstm_jax.layers import LSTM, at_least_float32
-from lstm_jax.lstm import _zone, reset_state, scan_order_reset
+from lstm_jax.lstm import IMPLEMENTATIONS, _zone, reset_state, scan_order_reset
 
 
 class GRUState(NamedTuple):
@@ -97,11 +102,18 @@ def gru_recurrence(
     dtype=None,
     reverse=False,
     unroll=1,
+    implementation="fused",
+    batch_groups=1,
 ):
     """One GRU layer, one direction, over time-major x float[T, B, F]; kernel_ih float[F, 3H],
-    reset bool[T, B] (a new segment starts at step t); otherwise as `gru_scan`. Masked inputs are
-    zeroed first; a sequence of length 0 returns `state` and outputs [0, B, H]."""
+    reset bool[T, B] (a new segment starts at step t); otherwise as `gru_scan`. "fused" runs
+    `fused_gru` (`batch_groups` row blocks per step) unless zoneout is on; "scan" runs `gru_scan`.
+    Masked inputs are zeroed first; a sequence of length 0 returns `state` and outputs [0, B, H]."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ArgumentError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
     steps, batch = x.shape[:2]
+    if batch_groups < 1 or batch % batch_groups:
+        raise ArgumentError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
     if steps == 0:
         return state, jnp.zeros((0, batch, state.h.shape[-1]), state.h.dtype)
     if mask is not None:
@@ -114,6 +126,13 @@ def gru_recurrence(
         )
     if bias_ih is not None:
         x_proj = x_proj + bias_ih
+    reset = scan_order_reset(reset, reverse)
+    if implementation == "fused" and zoneout_h is None:
+        bias_hh = jnp.zeros(kernel_hh.shape[-1], kernel_hh.dtype) if bias_hh is None else bias_hh
+        h, out = fused_gru(
+            x_proj, kernel_hh, bias_hh, state.h, mask, h_keep, reverse, batch_groups, unroll, reset, dtype
+        )
+        return GRUState(h), out
     return gru_scan(
         x_proj,
         kernel_hh,
@@ -121,7 +140,7 @@ def gru_recurrence(
         state,
         mask,
         h_keep=h_keep,
-        reset=scan_order_reset(reset, reverse),
+        reset=reset,
         zoneout_h=zoneout_h,
         dtype=dtype,
         reverse=reverse,
@@ -160,7 +179,8 @@ class GRU(LSTM):
     Call: `outputs, state = gru(x, initial_state=None, *, lengths=None, mask=None, reset=None,
     deterministic=True)` with x float32[B, T, F]; outputs float32[B, T, D * H]; the state is a
     tuple of `num_layers * D` `GRUState`s with h float32[B, H] (torch's h_n order).
-    Not available: proj_size and layer_norm; zoneout applies to h (the rate for h of a pair).
+    Not available: proj_size and layer_norm; zoneout applies to h (the rate for h of a pair) and
+    runs the scan path; `implementation` and `batch_groups` as for the LSTM.
     """
 
     def _validate(self, x) -> None:
@@ -203,4 +223,6 @@ class GRU(LSTM):
             dtype=mixed,
             reverse=reverse,
             unroll=self.unroll,
+            implementation=self.implementation,
+            batch_groups=self.batch_groups,
         )

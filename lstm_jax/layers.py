@@ -101,9 +101,9 @@ class LSTM(nn.Module):
       learn_initial_state: when no initial_state is given, start from learned c0, h0 (one per
         layer and direction, shared over the batch) instead of zeros. A reset zeroes.
       unroll: time steps per loop iteration of the scan.
-      implementation: "fused" (default: custom VJP, see `fused.py`; layers with a projection,
-        zoneout or layer_norm fall back to "scan") or "scan" (plain autodiff; supports
-        forward-mode derivatives).
+      implementation: "fused" (default: custom VJP, see `fused.py`; layers with a projection
+        or layer_norm fall back to "scan") or "scan" (plain autodiff; supports forward-mode
+        derivatives).
       batch_groups: split the batch into this many independent row groups per step, which
         XLA's CPU runtime runs concurrently (try the number of cores); must divide the batch.
       dtype: compute dtype (e.g. "bfloat16", "float16"): matmul operands, outputs and h; c, the
@@ -113,12 +113,15 @@ class LSTM(nn.Module):
       zoneout: rate, or (rate_c, rate_h): when not deterministic, each unit of c (h) keeps its
         previous value with this probability at each step; deterministic, the expectation
         (Krueger et al. 2016, "Zoneout: Regularizing RNNs by Randomly Preserving Hidden
-        Activations"; they use 0.5 for c and 0.05 for h). Scan path.
+        Activations"; they use 0.5 for c and 0.05 for h). Both paths (fused: exact hand-written
+        backward pass).
       weight_drop: DropConnect (Wan et al. 2013) on the recurrent kernel kernel_hh, one mask per
         call for all steps and rows, scaled by 1 / (1 - p), when not deterministic (Merity et al.
         2017, AWD-LSTM, "Regularizing and Optimizing LSTM Language Models"). Both paths.
       layer_norm: layer-normalise x W_ih, h W_hh (over 4H) and c before the output tanh, each with
-        its own gain and bias (Ba, Kiros & Hinton 2016, "Layer Normalization", sec. 3.1). Scan path.
+        its own gain and bias (Ba, Kiros & Hinton 2016, "Layer Normalization", sec. 3.1). Scan path
+        only: normalising x W_ih and h W_hh separately needs them as two products, which defeats
+        the fused path's single stacked [x_t, h] @ [W_ih; W_hh] matmul per step.
     """
 
     hidden_size: int
@@ -250,7 +253,8 @@ class LSTM(nn.Module):
         return jnp.where(mask, kernel_hh / keep, jnp.zeros_like(kernel_hh))
 
     def _zoneout(self, shape_c, shape_h, deterministic: bool):
-        """(keep_c, keep_h) for `lstm_scan`, or None: bool[T, B, n] masks when training, rates otherwise."""
+        """(keep_c, keep_h) for `recurrence` (either path), or None: bool[T, B, n] masks when
+        training, rates otherwise."""
         rates = self._zoneout_rates()
         if not any(rates):
             return None

@@ -222,10 +222,15 @@ def recurrence(
     (True at step t: a new segment starts at t, the state is zeroed before it; in reverse, after
     it); norm may also hold "ih_scale", "ih_bias" float32[4H] for the LN of x W_ih; the other
     arguments and the result as in `lstm_scan`. "fused" (`fused.fused_lstm`: one [x_t, h]
-    matmul per step, hand-written backward pass) serves every layer without a projection,
-    zoneout or layer norm; "scan" hoists the input projection for all steps out of the loop as
-    one matmul and runs `lstm_scan` under plain autodiff (which, unlike a custom VJP, also
-    supports forward-mode derivatives). `batch_groups` applies to "fused" only.
+    matmul per step, hand-written backward pass) serves every layer without a projection or
+    layer norm, zoneout included (training masks and evaluation rates; Krueger et al. 2016).
+    Layer norm stays on "scan": it normalises x W_ih and h W_hh separately, so they must be two
+    products, which defeats the fused path's single stacked [x_t, h] @ [W_ih; W_hh] matmul (and
+    its backward would need the normalisation statistics of every step); a projection likewise
+    adds a second matmul and a second state size to the step. "scan" hoists the input
+    projection for all steps out of the loop as one matmul and runs `lstm_scan` under plain
+    autodiff (which, unlike a custom VJP, also supports forward-mode derivatives).
+    `batch_groups` applies to "fused" only.
 
     Inputs at masked steps are replaced by zeros first, so that no value there (NaN or inf
     included) reaches an output or a gradient. A sequence of length 0 returns `state` and
@@ -241,7 +246,7 @@ def recurrence(
     if mask is not None:
         x = jnp.where(mask[..., None], x, jnp.zeros_like(x))
     reset = scan_order_reset(reset, reverse)
-    if implementation == "scan" or kernel_proj is not None or zoneout is not None or norm is not None:
+    if implementation == "scan" or kernel_proj is not None or norm is not None:
         if dtype is None:
             x_proj = jnp.einsum("tbf,fg->tbg", x, kernel_ih)  # all steps in one matmul
         else:
@@ -268,6 +273,19 @@ def recurrence(
         )
     bias = jnp.zeros(kernel_hh.shape[-1], kernel_hh.dtype) if bias is None else bias
     (c, h), out = fused_lstm(
-        x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse, batch_groups, unroll, reset, dtype
+        x,
+        kernel_ih,
+        kernel_hh,
+        bias,
+        state.c,
+        state.h,
+        mask,
+        h_keep,
+        reverse,
+        batch_groups,
+        unroll,
+        reset,
+        dtype,
+        zoneout,
     )
     return LSTMState(c=c, h=h), out

@@ -9,16 +9,28 @@ import numpy as np
 
 from lstm_jax.errors import ArgumentError, ConfigError
 from lstm_jax.forecast import Forecaster
+from lstm_jax.gru import GRU
 from lstm_jax.layers import LSTM
 from lstm_jax.vocab import remap_rows
 
 
+CELLS = {"lstm": LSTM, "gru": GRU}
+
+
+def recurrent_layer(cell: str, **kwargs) -> LSTM:
+    """The recurrent layer of a model: `cell` "lstm" (LSTM) or "gru" (GRU, same API and fields)."""
+    if cell not in CELLS:
+        raise ConfigError(f"cell: expected one of {sorted(CELLS)}, found {cell!r}")
+    return CELLS[cell](**kwargs)
+
+
 class CharLM(nn.Module):
-    """Character language model: Embedding -> LSTM -> Dense over the vocabulary.
+    """Character language model: Embedding -> LSTM (or GRU) -> Dense over the vocabulary.
 
     Call: `logits, state = model(tokens, state=None, *, lengths=None, mask=None)` with tokens
     int32[B, T]; returns logits float32[B, T, V] for the next token at every step and the final
-    LSTM state (tuple of `LSTMState`, c, h float32[B, H] per layer).
+    recurrent state (a tuple with one `LSTMState` (c, h float32[B, H]) or, for cell="gru", one
+    `GRUState` (h) per layer).
     """
 
     vocab_size: int
@@ -34,10 +46,13 @@ class CharLM(nn.Module):
     # On the embeddings and on the top LSTM output (the non-recurrent connections, Zaremba et
     # al. 2014), so it regularises a one-layer model too; `dropout` acts between layers only.
     io_dropout: float = 0.0
+    # "lstm" or "gru". The layer keeps the name `lstm` either way, so parameter trees (and
+    # checkpoints written before the option existed) keep their paths.
+    cell: str = "lstm"
 
     def setup(self):
         self.embed = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype)
-        self.lstm = LSTM(**self._lstm_kwargs())
+        self.lstm = recurrent_layer(self.cell, **self._lstm_kwargs())
         self.head = nn.Dense(self.vocab_size, dtype=jnp.float32, param_dtype=self.param_dtype)
         self.drop = nn.Dropout(self.io_dropout)
 
@@ -57,8 +72,8 @@ class CharLM(nn.Module):
         return self.head(self.drop(h, deterministic=deterministic)), state
 
     def initial_state(self, batch_size: int):
-        """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
-        return LSTM(**self._lstm_kwargs(), parent=None).initial_state(batch_size)
+        """Zero recurrent state for `batch_size` rows (works on an unbound module)."""
+        return recurrent_layer(self.cell, **self._lstm_kwargs(), parent=None).initial_state(batch_size)
 
     def example_input(self):
         """int32[1, 1]: an input of the right kind to initialise the parameters with."""
@@ -82,6 +97,7 @@ class SequenceClassifier(nn.Module):
     dtype: str | None = None  # mixed precision of the LSTM, as in CharLM
     param_dtype: str = "float32"
     bidirectional: bool = False
+    cell: str = "lstm"  # or "gru", as in CharLM
 
     def _lstm_kwargs(self) -> dict:
         return dict(
@@ -93,7 +109,7 @@ class SequenceClassifier(nn.Module):
         )
 
     def setup(self):
-        self.lstm = LSTM(**self._lstm_kwargs())
+        self.lstm = recurrent_layer(self.cell, **self._lstm_kwargs())
         self.head = nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=self.param_dtype)
 
     def __call__(self, x, state=None, *, lengths=None, mask=None, deterministic=True):
@@ -107,8 +123,8 @@ class SequenceClassifier(nn.Module):
         return self.head(state[-1].h), state
 
     def initial_state(self, batch_size: int):
-        """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
-        return LSTM(**self._lstm_kwargs(), parent=None).initial_state(batch_size)
+        """Zero recurrent state for `batch_size` rows (works on an unbound module)."""
+        return recurrent_layer(self.cell, **self._lstm_kwargs(), parent=None).initial_state(batch_size)
 
     def example_input(self):
         """float32[1, 1, F]: an input to initialise the parameters with (needs `features`)."""

@@ -4,8 +4,9 @@ Left to itself, XLA on the CPU compiles for the machine it runs on, and its resu
 the last bits from one machine to the next (issue 14). Measured on one AMD EPYC (2 cores):
 
 - the number of cores changes a training run's bits: XLA's intra-op thread pool has one thread
-  per schedulable core, and Eigen splits the inner (summed) dimension of a matrix product
-  between those threads (e.g. the weight gradient X^T dZ, summed over batch x time);
+  per schedulable core, and (our reading of the cause, not traced in Eigen's code) Eigen splits
+  the inner (summed) dimension of some matrix products between those threads, e.g. the weight
+  gradient X^T dZ, summed over batch x time;
 - the highest instruction set XLA may use (`--xla_cpu_max_isa`) changes them (AVX against AVX2);
 - YNNPACK, which XLA calls for some matrix products, changes them against Eigen; it picks its
   kernels for the CPU at run time, which XLA's ISA cap does not govern.
@@ -26,6 +27,7 @@ tolerances apply there).
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shlex
@@ -44,6 +46,7 @@ PINNED_XLA_FLAGS = {
     "--xla_cpu_experimental_xnn_fusion_type": "",  # no XNNPACK either
 }
 REQUIRED_CPU_FLAGS = ("avx2", "fma")
+ISA_FLAGS_SHOWN = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
 
 
 def portable_requested() -> bool:
@@ -54,28 +57,42 @@ def portable_requested() -> bool:
     return value == "1"
 
 
-def cpu_flags() -> set[str]:
-    """The instruction-set flags /proc/cpuinfo lists (empty where there is none)."""
+@functools.cache
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    """(model name, ISA flags) of the first CPU in /proc/cpuinfo, read once per process."""
+    model, flags = "", frozenset()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = frozenset(line.split(":", 1)[1].split())
+                if model and flags:
+                    break
     except OSError:
         pass
-    return set()
+    return model, flags
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags /proc/cpuinfo lists (empty where there is none)."""
+    return set(_cpuinfo()[1])
 
 
 def cpu_model() -> str:
     """The CPU's model name, e.g. "AMD EPYC 7B13" (platform.processor() where Linux does not say)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return _cpuinfo()[0] or platform.processor() or "unknown"
+
+
+def _cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _isa() -> list[str]:
+    """The instruction-set extensions that matter to XLA's CPU code, as this CPU lists them."""
+    return sorted(cpu_flags() & set(ISA_FLAGS_SHOWN))
 
 
 def pinnable() -> bool:
@@ -127,6 +144,7 @@ def pins_in_force() -> bool:
     )
 
 
+@functools.cache
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -155,8 +173,8 @@ def platform_record() -> dict:
         record["pins"] = {"max_isa": ISA, "intra_op_threads": INTRA_OP_THREADS, "products": "eigen"}
         return record
     record["cpu"] = cpu_model()
-    record["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    record["isa"] = sorted(f for f in cpu_flags() if f in ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"))
+    record["cores"] = _cores()
+    record["isa"] = _isa()
     record["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     return record
 
@@ -166,8 +184,8 @@ def machine_record() -> dict:
     return {
         "cpu": cpu_model(),
         "arch": platform.machine(),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "isa": sorted(f for f in cpu_flags() if f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "amx_tile")),
+        "cores": _cores(),
+        "isa": _isa(),
         "pinnable": pinnable(),
         f"{PORTABLE_ENV}": os.environ.get(PORTABLE_ENV, "1"),
         "pins_in_force": pins_in_force(),

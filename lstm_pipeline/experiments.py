@@ -21,6 +21,7 @@ from lstm_jax.timing import Timed
 from lstm_jax.train import EXPLODED_FACTOR
 from lstm_pipeline.alphabet import LETTERS, build_patterns, letter_order, spell
 from lstm_pipeline.sequences import SequenceSet, concat, shifted_datasets, split
+from lstm_pipeline.stage import seed_summary
 
 ALPHABETS = ("plain", "scrambled")
 
@@ -69,11 +70,6 @@ def check_diverged(epoch_loss, params, classes: int, where: str, runs: list[str]
             raise TrainingDiverged(
                 f"{where}: {runs[r]}: parameters became NaN or infinite; {hint}. Nothing was written"
             )
-
-
-def _mean_std(values) -> dict:
-    values = np.asarray(values, np.float64)
-    return {"mean": float(values.mean()), "std": float(values.std())}
 
 
 def run_alphabet_framing(cfg, framing) -> tuple[dict, list[dict], dict]:
@@ -128,8 +124,8 @@ def run_alphabet_framing(cfg, framing) -> tuple[dict, list[dict], dict]:
     for name in ALPHABETS:
         rows = [i for i, (a, _) in enumerate(runs) if a == name]
         metrics[name] = {
-            "train_accuracy": _mean_std(in_order[rows]),
-            "random_order_accuracy": _mean_std(shuffled[rows]),
+            "train_accuracy": seed_summary(in_order[rows]),
+            "random_order_accuracy": seed_summary(shuffled[rows]),
             "train_accuracy_per_seed": [float(v) for v in in_order[rows]],
         }
     if framing.stateful:

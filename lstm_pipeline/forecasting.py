@@ -8,9 +8,12 @@ d[t] = y[t] - y[t-1] and their forecasts are summed back onto y[o - 1].
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from lstm_jax.errors import ConfigError
+from lstm_jax.forecast import direct_forecast, recursive_forecast
+from lstm_jax.scaling import standardize, unstandardize
 from lstm_pipeline.extras import require
 
 
@@ -36,6 +39,25 @@ class Transform:
     def to_target(self, origin: int, forecast: np.ndarray) -> np.ndarray:
         """float64[..., H]: target-column forecasts (modelled units, column 0) back in y's units."""
         return self.y[origin - 1, 0] + np.cumsum(forecast, axis=-1) if self.offset else forecast
+
+
+def model_forecasts(model, params, tf: Transform, origins, scaler, lookback: int, horizon: int | None = None):
+    """float64[R, O, H]: the target forecasts (y units) of R runs from each origin.
+
+    params: a Forecaster's parameters stacked over R runs (leading axis); scaler: (mean, std)
+    the model was trained with. horizon None: direct (the model's own H outputs); an int:
+    recursive, one step at a time fed back for `horizon` steps. The stage and
+    `lstm-pipeline forecast` both run this chain: context -> scale -> model -> unscale -> y.
+    """
+    mean, std = scaler
+    context = standardize(np.stack([tf.context(o, lookback) for o in origins]), mean, std)
+
+    def run(p, c):
+        return direct_forecast(model, p, c) if horizon is None else recursive_forecast(model, p, c, horizon)
+
+    scaled = np.asarray(jax.jit(jax.vmap(run, in_axes=(0, None)))(params, context))  # [R, O, H, F]
+    modelled = unstandardize(scaled, mean, std)[..., 0].astype(np.float64)
+    return np.stack([np.stack([tf.to_target(o, r[i]) for i, o in enumerate(origins)]) for r in modelled])
 
 
 def naive(y: np.ndarray, origin: int, horizon: int) -> np.ndarray:

@@ -17,102 +17,20 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lstm_jax.corpus import CHUNK_CHARS, PYTHON_DOCS, file_chunks, python_docs_text, scan, text_files, truncate
 from lstm_jax.data import count_steps, window_counts
 from lstm_jax.errors import ConfigError, LstmJaxError
-from lstm_jax.limits import (
-    FLOAT32_MAX,
-    MAX_GENERATE_LENGTH,
-    char_lm_bytes,
-    check_float32,
-    check_memory,
-    check_steps,
-    classifier_bytes,
-)
+from lstm_jax.limits import FLOAT32_MAX, check_float32
 from lstm_jax.safe_paths import irregular_entries
 from lstm_pipeline.alphabet import KINDS as ALPHABET_KINDS
 from lstm_pipeline.schema import check as _check
 from lstm_pipeline.schema import fraction as _fraction
 from lstm_pipeline.schema import positive as _positive
+from lstm_pipeline.schema import seed as _seed
 from lstm_pipeline.task_params import ClassifyConfig, ForecastConfig
 from lstm_pipeline.task_params import validate as validate_tasks
+from lstm_pipeline.text_params import PrepareConfig
+from lstm_pipeline.resources import check_resources, epochs_of
 from lstm_pipeline.yamlfile import load_yaml, short
-
-
-BUILTIN_TEXTS = {PYTHON_DOCS: python_docs_text}
-
-
-@dataclass(frozen=True)
-class TextSource:
-    """One text: inline (`text` repeated `repeat` times joined by `separator`), a file or a folder
-    of files under texts/ (`path`), or a text that ships with Python (`builtin: python_docs`).
-    `stride` overrides prepare.stride for this text."""
-
-    text: str | None = None
-    repeat: int = _positive(1)
-    separator: str = ""
-    path: str | None = None
-    builtin: str | None = _check(None, rule=lambda v: v in BUILTIN_TEXTS, expect=f"one of {list(BUILTIN_TEXTS)}")
-    stride: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")
-    max_characters: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")  # a leading part only
-
-    def chunks(self, root: Path):
-        """A factory of chunk iterators over the text (`lstm_jax.corpus.prepare_dataset` reads it twice)."""
-        if self.path is not None:
-            files = text_files(root / self.path)
-            return lambda: truncate(file_chunks(files), self.max_characters)
-        text = BUILTIN_TEXTS[self.builtin]() if self.builtin is not None else self.inline()
-        return lambda: truncate(iter([text]), self.max_characters)
-
-    def inline(self) -> str:
-        return self.separator.join([self.text] * self.repeat)
-
-    def inline_length(self) -> int:
-        return len(self.text) * self.repeat + len(self.separator) * (self.repeat - 1)
-
-    def validate(self, where: str, root: Path) -> int:
-        """Check the source and return its length in characters (reading the file, if any)."""
-        given = [k for k in ("text", "path", "builtin") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ConfigError(f"{where}: expected exactly one of 'text', 'path' or 'builtin', found {given or 'none'}")
-        if self.builtin is not None:
-            if self.repeat != 1 or self.separator:
-                raise ConfigError(f"{where}: 'repeat' and 'separator' apply to 'text' only, found them with 'builtin'")
-            return scan(self.chunks(root))[1]
-        if self.text == "":
-            raise ConfigError(f"{where}.text: expected a non-empty string, found ''")
-        if self.text is not None:  # computed, not built: `repeat` may be huge (refused by the memory check)
-            return min(self.inline_length(), self.max_characters or self.inline_length())
-        if self.repeat != 1 or self.separator:
-            raise ConfigError(f"{where}: 'repeat' and 'separator' apply to 'text' only, found them with 'path'")
-        if Path(self.path).is_absolute() or Path(self.path).parts[:1] != ("texts",) or ".." in Path(self.path).parts:
-            raise ConfigError(
-                f"{where}.path: expected a file or folder under texts/ (so DVC tracks it), found {self.path!r}"
-            )
-        if not (root / self.path).exists():
-            raise ConfigError(
-                f"{where}.path: expected an existing UTF-8 file or folder, found nothing at {self.path!r}"
-            )
-        try:
-            files = text_files(root / self.path)
-            if all(f.stat().st_size == 0 for f in files):
-                raise ConfigError(f"{where}.path: {self.path}: expected some text, found an empty file")
-            return scan(self.chunks(root))[1]
-        except LstmJaxError as exc:
-            raise ConfigError(f"{where}.path: {exc}") from None
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    seq_length: int = _positive()
-    heldout_fraction: float = _fraction()
-    texts: dict[str, TextSource] = field(default_factory=dict)
-    # Characters between training window starts; None: seq_length (non-overlapping, as char-rnn).
-    stride: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")
-
-    def stride_of(self, name: str) -> int:
-        """The training-window stride of text `name`: its own, else prepare.stride, else seq_length."""
-        return self.texts[name].stride or self.stride or self.seq_length
 
 
 @dataclass(frozen=True)
@@ -123,6 +41,16 @@ class ModelConfig:
     dropout: float = _check(rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
     recurrent_dropout: float = _check(rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
     io_dropout: float = _check(0.0, rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
+    # The recurrent layer: "lstm" or "gru" (lstm_jax.GRU, torch's gate conventions).
+    cell: str = _check("lstm", rule=lambda v: v in ("lstm", "gru"), expect="one of 'lstm', 'gru'")
+    # Mixed precision: "bfloat16"/"float16" run the embeddings and the recurrence in that dtype
+    # (parameters, c, the logits and the weight gradients stay float32); "float32" is the
+    # unmixed computation, bit for bit.
+    dtype: str = _check(
+        "float32",
+        rule=lambda v: v in ("float32", "bfloat16", "float16"),
+        expect="one of 'float32', 'bfloat16', 'float16'",
+    )
 
 
 @dataclass(frozen=True)
@@ -140,7 +68,7 @@ class OptimizerConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str
-    seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
+    seed: int = _seed()
     epochs: int = _positive()
     batch_size: int = _positive()
     eval_batch_size: int = _positive()
@@ -180,7 +108,7 @@ class ReloadConfig:
 class TransferConfig:
     dataset: str
     forgetting_dataset: str
-    seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
+    seed: int = _seed()
     epochs: int = _positive()
     batch_size: int = _positive()
     eval_batch_size: int = _positive()
@@ -203,8 +131,8 @@ class FramingConfig:
 @dataclass(frozen=True)
 class AlphabetConfig:
     seeds: int = _positive()
-    scramble_seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
-    data_seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
+    scramble_seed: int = _seed()
+    data_seed: int = _seed()
     learning_rate: float = _check(rule=lambda v: v > 0, expect="a number > 0")
     window: int = _check(rule=lambda v: 1 <= v <= 24, expect="an integer in [1, 24]")
     samples: int = _positive()
@@ -225,7 +153,7 @@ class SequentialConfig:
     """Several related datasets trained in sequence (and jointly, as the upper bound)."""
 
     datasets: int = _check(rule=lambda v: v >= 2, expect="an integer >= 2")
-    seed: int = _check(rule=lambda v: 0 <= v < 2**32, expect="an integer in [0, 2**32)")
+    seed: int = _seed()
     train_size: int = _positive()
     test_size: int = _positive()
     min_length: int = _positive()
@@ -389,7 +317,7 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
                 f"{source}: {section}.batch_size: expected at most the {n} training windows of "
                 f"{run.dataset!r}, found {run.batch_size}"
             )
-        total = count_steps(n, run.batch_size, _epochs(run)(n))
+        total = count_steps(n, run.batch_size, epochs_of(run)(n))
         if run.optimizer.warmup_steps > total:
             raise ConfigError(
                 f"{source}: {section}.optimizer.warmup_steps: expected at most the {total} "
@@ -435,65 +363,8 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
             f"{seq.datasets} datasets fit float32, found {seq.shift!r}"
         )
     validate_tasks(params.classify, params.forecast, source, root)
-    _check_resources(params, source, root)
+    check_resources(params, source, root)
     return params
-
-
-def _epochs(run) -> typing.Callable[[int], int]:
-    """n_windows -> epochs of a run section (a step budget where the section has one)."""
-    return getattr(run, "epochs_for", lambda _: run.epochs)
-
-
-def _check_resources(params: Params, source: str, root: Path) -> None:
-    """Bound what a run would allocate (lstm_jax.limits estimates) and its int32 step counters,
-    before any stage allocates it: one ConfigError naming the section and its sizes."""
-    p, chars, charset = params.prepare, {}, {}
-    for name, text in p.texts.items():
-        if text.text is not None:
-            chars[name] = min(text.inline_length(), text.max_characters or text.inline_length())
-            charset[name] = set(text.text) | set(text.separator)
-        else:
-            vocab, chars[name] = scan(text.chunks(root))  # streamed: one pass, the text held once as ids
-            charset[name] = set(vocab.tokens[2:])
-        # The ids (int32) and the chunk being encoded (UTF-32, int64, positions): windows are views.
-        need = 4 * chars[name] + 40 * CHUNK_CHARS
-        check_memory(need, f"{source}: prepare.texts.{name}", f"encoding its {chars[name]} characters")
-    for section, run, datasets in (
-        ("train", params.train, [params.train.dataset]),
-        ("tutorial", params.tutorial, [params.tutorial.dataset]),
-        ("transfer", params.transfer, [params.tutorial.dataset, params.transfer.dataset]),
-    ):
-        model = getattr(run, "model", params.tutorial.model)
-        vocab = 2 + len(set().union(*(charset[d] for d in datasets)))
-        stride = p.stride_of(run.dataset)
-        train, heldout = window_counts(chars[run.dataset], p.seq_length, stride, p.heldout_fraction)
-        epochs = _epochs(run)(train)
-        check_steps(count_steps(train, run.batch_size, epochs), f"{source}: {section}.epochs")
-        sizes = dict(vocab=vocab, embed=model.embed_dim, hidden=model.hidden_size, layers=model.num_layers)
-        runs = dict(batch=run.batch_size, eval_batch=run.eval_batch_size)
-        need = char_lm_bytes(**sizes, **runs, seq_length=p.seq_length, train_windows=train, heldout_windows=heldout)
-        check_memory(need, f"{source}: {section}", f"training a CharLM with {sizes} and {runs} on {train} windows")
-    alpha = params.alphabet
-    for name, f in alpha.framings.items():
-        n, where = alpha.patterns_count(f.kind), f"{source}: alphabet.framings.{name}"
-        sizes = dict(runs=2 * alpha.seeds, patterns=n, steps=max(alpha.window, alpha.max_length), features=alpha.window)
-        need = classifier_bytes(**sizes, hidden=f.hidden_size, classes=26, batch=f.batch_size, epochs=f.epochs)
-        what = f"training {sizes['runs']} runs of hidden_size {f.hidden_size} on {n} patterns for {f.epochs} epochs"
-        check_memory(need, where, what)
-        check_steps(f.epochs * (n // f.batch_size), f"{where}.epochs")
-    s = params.sequential
-    n = 2 * s.datasets * (s.train_size + s.test_size)  # every dataset, then all of them joined
-    need = classifier_bytes(
-        runs=1, patterns=n, steps=s.max_length, features=s.features, hidden=s.hidden_size, classes=2,
-        batch=s.batch_size, epochs=s.epochs * s.datasets,
-    )  # fmt: skip
-    what = f"training on {n // 2} sequences of {s.features} features for {s.epochs} epochs each"
-    check_memory(need, f"{source}: sequential", what)
-    check_steps(s.datasets * s.epochs * (s.train_size // s.batch_size), f"{source}: sequential.epochs")
-    if params.reload.length > MAX_GENERATE_LENGTH:
-        raise ConfigError(
-            f"{source}: reload.length: expected at most {MAX_GENERATE_LENGTH} characters, found {params.reload.length}"
-        )
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

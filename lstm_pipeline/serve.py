@@ -13,8 +13,7 @@ import numpy as np
 
 from lstm_jax.checkpoint import load_checkpoint
 from lstm_jax.errors import ConfigError
-from lstm_jax.forecast import direct_forecast
-from lstm_jax.scaling import standardize, unstandardize
+from lstm_jax.scaling import standardize
 from lstm_pipeline import forecasting, ucr
 from lstm_pipeline.series import load_series
 
@@ -59,7 +58,7 @@ def forecast_file(model_dir: Path, data_file: Path | None, time_column: str | No
     series = load_series(source)
     tf = forecasting.Transform(series.values, meta["difference"])
     origin = len(series.values)
-    mean, std = np.asarray(meta["scaler"]["mean"], np.float32), np.asarray(meta["scaler"]["std"], np.float32)
-    context = standardize(tf.context(origin, meta["lookback"])[None], mean, std)
-    scaled = np.asarray(direct_forecast(checkpoint.model, checkpoint.params, context))[0]
-    return series.times[-1], tf.to_target(origin, unstandardize(scaled, mean, std)[:, 0].astype(np.float64))
+    scaler = tuple(np.asarray(meta["scaler"][k], np.float32) for k in ("mean", "std"))
+    one_run = jax.tree.map(lambda p: p[None], checkpoint.params)
+    forecast = forecasting.model_forecasts(checkpoint.model, one_run, tf, [origin], scaler, meta["lookback"])
+    return series.times[-1], forecast[0, 0]

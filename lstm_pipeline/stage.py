@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from lstm_jax.cli import fail
 from lstm_jax import portability
 from lstm_jax.errors import DataError, LstmJaxError
@@ -149,6 +151,16 @@ def write_metrics(path: str | Path, metrics: dict) -> None:
     """A stage's metrics JSON, with the platform that produced it under "platform" (see
     `lstm_jax.portability.platform_record`: under the pins, the same on every machine)."""
     write_json(path, {**metrics, "platform": portability.platform_record()})
+
+
+def seed_summary(values, *, extremes: bool = False) -> dict:
+    """{"mean", "std"} (population std) of per-seed figures, in float64; with extremes, also
+    "min" and "max"."""
+    values = np.asarray(values, np.float64)
+    out = {"mean": float(values.mean()), "std": float(values.std())}
+    if extremes:
+        out |= {"min": float(values.min()), "max": float(values.max())}
+    return out
 
 
 def read_json(path: str | Path):

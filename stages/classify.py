@@ -17,7 +17,7 @@ from lstm_jax.scaling import fit_standardizer, standardize
 from lstm_jax.vocab import SPECIALS, Vocabulary
 from lstm_pipeline import ts_baselines, ucr
 from lstm_pipeline.plots import heatmap
-from lstm_pipeline.stage import run_stage, write_metrics
+from lstm_pipeline.stage import run_stage, seed_summary, write_metrics
 
 
 def arguments(parser):
@@ -41,11 +41,6 @@ def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np
     if n_val >= n:
         raise ConfigError(f"classify.validation_fraction: leaves no training case out of {n}")
     return np.sort(order[:-n_val]), np.sort(order[-n_val:])
-
-
-def summary(values) -> dict:
-    v = np.asarray(values, np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
 
 
 def main(params, args):
@@ -103,7 +98,7 @@ def main(params, args):
         "features": int(train.x.shape[2]),
         "lengths": {"min": int(min(train.lengths.min(), test.lengths.min())), "max": int(test.x.shape[1])},
         "lstm": {
-            "test_accuracy": summary(accuracy),
+            "test_accuracy": seed_summary(accuracy, extremes=True),
             "per_seed": [float(a) for a in accuracy],
             "best_epoch": [int(e) for e in out["best_epoch"]],
         },

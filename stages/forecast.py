@@ -2,7 +2,6 @@
 vmapped program) on a real series, scored on rolling origins beside naive, seasonal naive and
 ETS -> metrics JSON (MASE, sMAPE, interval coverage), forecast plot PNG, the direct model."""
 
-import functools
 import time
 from pathlib import Path
 
@@ -11,14 +10,14 @@ import numpy as np
 
 from lstm_jax.checkpoint import save_checkpoint
 from lstm_jax.errors import ConfigError
-from lstm_jax.forecast import Forecaster, direct_forecast, make_forecast_trainer, mase, recursive_forecast, smape
+from lstm_jax.forecast import Forecaster, make_forecast_trainer, mase, smape
 from lstm_jax.forecast import windows as cut_windows
-from lstm_jax.scaling import fit_standardizer, standardize, unstandardize
+from lstm_jax.scaling import fit_standardizer, standardize
 from lstm_jax.vocab import SPECIALS, Vocabulary
 from lstm_pipeline import forecasting
 from lstm_pipeline.plots import forecast_plot
 from lstm_pipeline.series import load_series
-from lstm_pipeline.stage import run_stage, write_metrics
+from lstm_pipeline.stage import run_stage, seed_summary, write_metrics
 
 STRATEGIES = ("direct", "recursive")
 
@@ -60,18 +59,6 @@ def fit_lstm(cfg, source, tf, z, first, strategy):
     return model, out, val_origins[val_origins + source.horizon <= first]
 
 
-def lstm_forecasts(model, params, strategy, tf, mean, std, origins, source) -> np.ndarray:
-    """float64[R, O, H]: each run's target forecasts (y units) from each origin."""
-    context = standardize(np.stack([tf.context(o, source.lookback) for o in origins]), mean, std)
-    if strategy == "direct":
-        run = functools.partial(direct_forecast, model)
-    else:
-        run = functools.partial(lambda m, p, c: recursive_forecast(m, p, c, source.horizon), model)
-    scaled = np.asarray(jax.jit(jax.vmap(run, in_axes=(0, None)))(params, context))  # [R, O, H, F]
-    modelled = unstandardize(scaled, mean, std)[..., 0].astype(np.float64)
-    return np.stack([np.stack([tf.to_target(o, r[i]) for i, o in enumerate(origins)]) for r in modelled])
-
-
 def main(params, args):
     cfg = params.forecast
     if args.series not in cfg.series:
@@ -102,16 +89,19 @@ def main(params, args):
     plotted = {}
     for strategy in STRATEGIES:
         model, out, val_origins = fit_lstm(cfg, source, tf, z, first, strategy)
-        runs = lstm_forecasts(model, out["params"], strategy, tf, mean, std, origins, source)
+        steps = None if strategy == "direct" else horizon
+        runs = forecasting.model_forecasts(model, out["params"], tf, origins, (mean, std), source.lookback, steps)
         ensemble = runs.mean(0)
-        val_runs = lstm_forecasts(model, out["params"], strategy, tf, mean, std, val_origins, source)
+        val_runs = forecasting.model_forecasts(
+            model, out["params"], tf, val_origins, (mean, std), source.lookback, steps
+        )
         val_actual = np.stack([y[o : o + horizon, 0] for o in val_origins])
         half = forecasting.interval_halfwidths(val_runs.mean(0) - val_actual, cfg.interval)
         actual = np.stack([y[o : o + horizon, 0] for o in origins])
         per_run = [scores(y, origins, r, season)["mase"] for r in runs]
         metrics["lstm"][strategy] = {
             **scores(y, origins, ensemble, season),
-            "mase_per_seed": {"mean": float(np.mean(per_run)), "std": float(np.std(per_run))},
+            "mase_per_seed": seed_summary(per_run),
             "interval_coverage": float((np.abs(actual - ensemble) <= half).mean()),
             "best_epoch": [int(e) for e in out["best_epoch"]],
         }

@@ -17,18 +17,24 @@ from lstm_jax.lstm import LSTMState, recurrence
 
 
 def _inputs(steps=7, batch=4, hidden=5, features=3, seed=1):
-    k = jax.random.split(jax.random.key(seed), 10)
+    """float64 inputs of the recurrence (call under jax.enable_x64). NumPy draws them: jax.random
+    under x64 compiles its samplers anew for every shape, which cost seconds per test."""
+    rng = np.random.default_rng(seed)
     f64 = jnp.float64
+
+    def normal(*shape, scale=1.0):
+        return jnp.asarray(rng.standard_normal(shape) * scale, f64)
+
     return dict(
-        x=jax.random.normal(k[0], (steps, batch, features), f64),
-        kernel_ih=jax.random.normal(k[7], (features, 4 * hidden), f64) * 0.5,
-        kernel=jax.random.normal(k[1], (hidden, 4 * hidden), f64) * 0.5,
-        bias=jax.random.normal(k[8], (4 * hidden,), f64) * 0.3,
-        c0=jax.random.normal(k[2], (batch, hidden), f64),
-        h0=jax.random.normal(k[3], (batch, hidden), f64),
-        mask=jax.random.bernoulli(k[4], 0.7, (steps, batch)),
-        keep=jax.random.bernoulli(k[5], 0.8, (batch, hidden)).astype(f64) / 0.8,
-        cot=jax.random.normal(k[6], (steps, batch, hidden), f64),
+        x=normal(steps, batch, features),
+        kernel_ih=normal(features, 4 * hidden, scale=0.5),
+        kernel=normal(hidden, 4 * hidden, scale=0.5),
+        bias=normal(4 * hidden, scale=0.3),
+        c0=normal(batch, hidden),
+        h0=normal(batch, hidden),
+        mask=jnp.asarray(rng.random((steps, batch)) < 0.7),
+        keep=jnp.asarray((rng.random((batch, hidden)) < 0.8) / 0.8, f64),
+        cot=normal(steps, batch, hidden),
     )
 
 
@@ -81,11 +87,13 @@ def test_fused_matches_autodiff_for_unroll_one_step_and_more_groups(steps, unrol
 def test_fused_second_order_reverse_gradients():
     from jax.test_util import check_grads
 
+    layer = LSTM(hidden_size=3, num_layers=1, bidirectional=True)  # 2 layers: 2x the time, no new path
+    x32 = np.random.default_rng(0).standard_normal((2, 4, 3))
+    params32 = layer.init(jax.random.key(1), jnp.asarray(x32, jnp.float32))  # float32 init: see _inputs
     with jax.enable_x64(True):
-        layer = LSTM(hidden_size=3, num_layers=1, bidirectional=True)  # 2 layers: 2x the time, no new path
-        x = jax.random.normal(jax.random.key(0), (2, 4, 3), jnp.float64)
+        x = jnp.asarray(x32, jnp.float64)
         mask = jnp.array([[True, True, True, False], [False, True, True, True]])
-        params = jax.tree.map(lambda p: p.astype(jnp.float64), layer.init(jax.random.key(1), x))
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params32)
 
         def f(p, x):
             out, state = layer.apply(p, x, mask=mask)

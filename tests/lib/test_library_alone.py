@@ -14,7 +14,7 @@ LIBRARY = Path(__file__).resolve().parents[2] / "lstm_jax"
 SCRIPT = textwrap.dedent("""
     import sys
 
-    BLOCKED = {"dvc", "dvclive", "matplotlib", "tqdm", "lstm_pipeline", "torch", "pandas"}
+    BLOCKED = {"dvc", "dvclive", "matplotlib", "tqdm", "lstm_pipeline", "torch", "keras", "pandas"}
 
     class Block:
         def find_spec(self, name, path=None, target=None):
@@ -85,6 +85,7 @@ def test_nothing_in_the_library_imports_the_pipeline_or_its_tools():
         "collections",
         "pydoc_data",  # corpus: the documentation text that ships with Python
         "torch",  # torch_import.to_torch only, imported inside it (an optional extra)
+        "keras",  # keras_convert.from_keras/to_keras only, imported inside them (a test-only extra)
         "sys",
         "tempfile",
         "time",

@@ -127,10 +127,14 @@ def test_scan_equals_a_python_loop_over_the_cell(layer_and_vars):
 def test_gradients_pass_a_float64_numerical_check():
     from jax.test_util import check_grads
 
+    layer = LSTM(hidden_size=3, num_layers=2, proj_size=2)
+    # Inputs from NumPy and parameters initialised in float32, then widened: jax.random under
+    # x64 compiles its samplers anew, which cost seconds.
+    x32 = np.random.default_rng(0).standard_normal((2, 4, 3))
+    params32 = layer.init(jax.random.key(1), jnp.asarray(x32, jnp.float32))["params"]
     with jax.enable_x64(True):
-        layer = LSTM(hidden_size=3, num_layers=2, proj_size=2)
-        x = jax.random.normal(jax.random.key(0), (2, 4, 3), jnp.float64)
-        params = jax.tree.map(lambda a: a.astype(jnp.float64), layer.init(jax.random.key(1), x)["params"])
+        x = jnp.asarray(x32, jnp.float64)
+        params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params32)
         mask = jnp.array([[True] * 4, [False, True, True, False]])
 
         def f(params, x):

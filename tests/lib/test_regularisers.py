@@ -1,5 +1,6 @@
 """zoneout, weight_drop and layer_norm, each against a NumPy reference of its equations
-(float64 reference, outputs within 1e-5), in training and in evaluation."""
+(float64 reference, outputs within 1e-5), in training and in evaluation; and zoneout on the
+fused path (hand-written backward pass) against autodiff of the scan path."""
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from lstm_jax import LSTM
+from lstm_jax.lstm import LSTMState, recurrence
 
 X = jax.random.normal(jax.random.key(0), (3, 6, 4))
 H = 5
@@ -106,3 +108,74 @@ def test_regularisers_combine_with_masks_resets_and_bidirectional():
 
     value, grads = jax.jit(jax.value_and_grad(loss))(variables)
     assert np.isfinite(value) and all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def _zoneout_settings(dtype):
+    """Recurrence inputs (T=7, B=4, F=3, H=6; padding mask, resets) and three zoneout settings
+    (zoneout, reverse, batch_groups, h_keep): training masks for c and h forward with groups and
+    recurrent dropout; evaluation rates in reverse; a training mask for h only, in reverse with
+    groups. NumPy draws: jax.random would compile a sampler per shape and dtype, for seconds."""
+    rng = np.random.default_rng(7)
+    steps, batch, hidden = 7, 4, 6
+    shapes = [(steps, batch, 3), (3, 4 * hidden), (hidden, 4 * hidden), (4 * hidden,), (batch, hidden), (batch, hidden)]
+    scales = [1.0, 0.5, 0.5, 0.3, 1.0, 1.0]
+    args = [jnp.asarray(rng.standard_normal(shape) * scale, dtype) for shape, scale in zip(shapes, scales)]
+    args.append(jnp.asarray(rng.standard_normal((steps, batch, hidden)), dtype))  # the outputs' cotangent
+    mask, reset = jnp.asarray(rng.random((steps, batch)) < 0.7), jnp.asarray(rng.random((steps, batch)) < 0.2)
+    keep_c = jnp.asarray(rng.random((steps, batch, hidden)) < 0.5)
+    keep_h = jnp.asarray(rng.random((steps, batch, hidden)) < 0.3)
+    h_keep = jnp.asarray((rng.random((batch, hidden)) < 0.8) / 0.8, dtype)
+    settings = [
+        ((keep_c, keep_h), False, 2, h_keep),
+        ((jnp.float32(0.5), jnp.float32(0.05)), True, 1, None),
+        ((None, keep_h), True, 2, None),
+    ]
+    return args, mask, reset, settings
+
+
+def _zoneout_loss(implementation, mask, reset, setting):
+    """A loss on the outputs and both parts of the final state, and the outputs."""
+    zone, reverse, groups, h_keep = setting
+
+    def loss(x, kernel_ih, kernel_hh, bias, c0, h0, cot):
+        state, out = recurrence(
+            *(x, kernel_ih, kernel_hh, bias, LSTMState(c0, h0), mask),
+            h_keep=h_keep,
+            reset=reset,
+            zoneout=zone,
+            reverse=reverse,
+            implementation=implementation,
+            batch_groups=groups if implementation == "fused" else 1,
+        )
+        return jnp.sum(out * cot) + jnp.sum(state.c**2) + jnp.sum(state.h**3), out
+
+    return loss
+
+
+def test_fused_zoneout_matches_scan_in_float32_and_float64_autodiff():
+    """The fused path's zoneout (hand-written backward pass) against autodiff of `lstm_scan`:
+    outputs in float32; values and gradients (x, kernels, bias, initial state) in float64, where
+    the two differ only by rounding. One compiled function, without LLVM optimisation (compile
+    time is most of this test)."""
+    with jax.enable_x64(True):
+        args64, mask, reset, settings64 = _zoneout_settings(jnp.float64)
+        args32, _, _, settings32 = _zoneout_settings(jnp.float32)
+
+        def run(args64, args32):
+            outs, grads = {}, {}
+            for impl in ("fused", "scan"):
+                outs[impl] = [_zoneout_loss(impl, mask, reset, s)(*args32)[1] for s in settings32]
+                grads[impl] = [
+                    jax.value_and_grad(_zoneout_loss(impl, mask, reset, s), argnums=range(6), has_aux=True)(*args64)
+                    for s in settings64
+                ]
+            return outs, grads
+
+        compiled = jax.jit(run).lower(args64, args32).compile({"xla_backend_optimization_level": 0})
+        outs, grads = compiled(args64, args32)
+    for got, want in zip(outs["fused"], outs["scan"]):
+        assert got.dtype == jnp.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    for got, want in zip(jax.tree.leaves(grads["fused"]), jax.tree.leaves(grads["scan"])):
+        assert got.dtype == jnp.float64
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

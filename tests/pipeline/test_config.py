@@ -53,6 +53,8 @@ BAD = [
     ("train.optimizer", None, r"train.optimizer: expected a mapping, found None"),
     ("train.model.hidden_size", 0, r"train.model.hidden_size: expected an integer >= 1"),
     ("train.model.dropout", 1.0, r"train.model.dropout: expected a number in \[0, 1\)"),
+    ("train.model.cell", "lstmgru", r"train.model.cell: expected one of 'lstm', 'gru', found 'lstmgru'"),
+    ("train.model.dtype", "float64", r"train.model.dtype: expected one of 'float32', 'bfloat16', 'float16'"),
     ("train.dataset", "text9", r"train.dataset: expected one of \['python_docs', 'text1', 'text2'\], found 'text9'"),
     ("tutorial.dataset", "text9", r"tutorial.dataset: expected one of \['python_docs', 'text1', 'text2'\]"),
     ("prepare.stride", 51, r"prepare.stride: expected at most prepare.seq_length \(50\), found 51"),
@@ -82,6 +84,29 @@ BAD = [
 def test_bad_values_name_the_key(path, value, message):
     with pytest.raises(ConfigError, match=message):
         parse_params(with_change(path, value), ROOT)
+
+
+@pytest.mark.parametrize("cell, dtype", [("gru", "bfloat16"), ("lstm", "float32")])
+def test_cell_and_dtype_reach_the_model(cell, dtype):
+    """train.model.cell / dtype build a CharLM with that layer and compute dtype, and the
+    checkpoint's model config records them (so reload, transfer and generate rebuild it)."""
+    import jax
+
+    from lstm_jax.gru import GRU
+    from lstm_jax.models import model_config
+    from lstm_pipeline.adapter import char_lm
+
+    raw = with_change("train.model.cell", cell)
+    raw["train"]["model"]["dtype"] = dtype
+    model = char_lm(parse_params(raw, ROOT).train.model, vocab_size=11)
+    recorded = model_config(model)["kwargs"]
+    assert (recorded["cell"], recorded["dtype"]) == (cell, dtype)
+    variables = model.init(jax.random.key(0), model.example_input())
+    logits, state = model.apply(variables, model.example_input())
+    assert logits.dtype == jax.numpy.float32 and logits.shape == (1, 1, 11)
+    layer = model.bind(variables).lstm
+    assert isinstance(layer, GRU) == (cell == "gru")
+    assert state[0].h.dtype == jax.numpy.dtype(dtype)
 
 
 def test_misspelled_key_suggests_the_right_one():
