@@ -184,3 +184,15 @@ def torch_step(cfg: Config, device: str = "cpu") -> Step:
         return loss
 
     return Step(run, lambda: 0.0)
+
+
+def median_time(fn, steps: int, warmup: int = 3) -> tuple[float, float]:
+    """(median, min) seconds of `fn()` over `steps` calls after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), float(np.min(times))
