@@ -7,8 +7,10 @@ but the first:
   gpl3         /usr/share/common-licenses/GPL-3, the GNU GPL v3 (every Debian/Ubuntu system), ~35 KB
 
 Prints one Markdown table row per text: size, KN order, KN bpc, LSTM bpc (best epoch's weights,
-held out), the improvement, best epoch / epochs run, training seconds. Run:
+held out, scored as `train.heldout_state` says), the improvement, best epoch / epochs run,
+training seconds. `--set KEY=VALUE` changes a param as `dvc exp run -S` would. Run:
     python benchmarks/real_texts.py [--texts python_docs idle_news gpl3] [--epochs N]
+        [--set train.model.cell=gru ...]
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from pathlib import Path
 import idlelib
 import jax
 import numpy as np
+import yaml
 
 from lstm_jax.portability import cpu_model
 from lstm_jax.corpus import file_chunks, prepare_dataset, python_docs_text, window_stream
 from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.ngram import KneserNey, bits_per_char, select_order
-from lstm_jax.train import init_params, train_model
+from lstm_jax.fit import train_model
+from lstm_jax.train import init_params
 from lstm_pipeline import adapter
 from lstm_pipeline.params import load_params
 
@@ -68,6 +72,7 @@ def one_text(name: str, params, epochs: int | None) -> str:
         desc=name,
         patience=cfg.patience,
         keep_best=True,
+        heldout_state=cfg.heldout_state,
     )
     seconds = time.perf_counter() - start
     lstm_bpc = result.final["heldout_bpc"]
@@ -78,15 +83,36 @@ def one_text(name: str, params, epochs: int | None) -> str:
     )
 
 
+def with_overrides(path: Path, overrides: list[str]) -> Path:
+    """params.yaml with each dotted KEY=VALUE (VALUE parsed as YAML) set, as a temporary file."""
+    if not overrides:
+        return path
+    tree = yaml.safe_load(path.read_text("utf-8"))
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set: expected KEY=VALUE, found {item!r}")
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node[part]
+        node[leaf] = yaml.safe_load(value)
+    out = Path(tempfile.mkdtemp()) / "params.yaml"
+    out.write_text(yaml.safe_dump(tree), "utf-8")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", nargs="+", choices=sorted(TEXTS), default=list(TEXTS))
     parser.add_argument("--epochs", type=int, help="override train.epochs (early stopping still applies)")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.model.cell=gru")
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = load_params(with_overrides(args.params, args.set))
     print(f"# {cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__}, numpy {np.__version__}")
     print(f"# recipe: params.yaml train.model {params.train.model}, optimizer {params.train.optimizer}")
+    print(f"# held-out windows scored with the state {params.train.heldout_state}; overrides: {args.set or 'none'}")
     print("| text | size | KN order | KN bpc | LSTM bpc | LSTM vs KN | best epoch / run | training |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.texts:

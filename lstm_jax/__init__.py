@@ -14,7 +14,8 @@ from lstm_jax.lstm import LSTMState, lengths_to_mask, lstm_scan, reset_state, ze
 from lstm_jax.metrics import MetricSums
 from lstm_jax.models import CharLM, SequenceClassifier, build_model
 from lstm_jax.torch_import import from_torch, to_torch
-from lstm_jax.train import FitResult, StepMetrics, TrainResult, init_params, make_optimizer, train_model, train_step
+from lstm_jax.fit import FitResult, TrainResult, train_model
+from lstm_jax.train import StepMetrics, init_params, make_optimizer, train_step
 from lstm_jax.vocab import PAD_ID, UNK_ID, Vocabulary
 
 __version__ = "0.4.0"

@@ -426,12 +426,13 @@ class TrainCheckpointer:
 
 
 # The library modules whose code decides what training computes (tests/lib/test_checkpoint.py
-# checks that this covers every module `lstm_jax.train` and `lstm_jax.models` import).
+# checks that this covers every module `lstm_jax.fit`, `lstm_jax.train` and `lstm_jax.models` import).
 TRAINING_CODE = (
     "checkpoint.py",
     "data.py",
     "errors.py",
     "evaluation.py",
+    "fit.py",
     "folder_lock.py",
     "forecast.py",
     "fused.py",

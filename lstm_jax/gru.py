@@ -29,7 +29,7 @@ from lstm_jax.fused import matmul
 from lstm_jax.fused_gru import fused_gru
 from lstm_jax.initializers import orthogonal
 from lstm_jax.layers import LSTM, at_least_float32
-from lstm_jax.lstm import IMPLEMENTATIONS, _zone, reset_state, scan_order_reset
+from lstm_jax.lstm import _zone, check_implementation, reset_state, scan_order_reset
 
 
 class GRUState(NamedTuple):
@@ -109,11 +109,8 @@ def gru_recurrence(
     reset bool[T, B] (a new segment starts at step t); otherwise as `gru_scan`. "fused" runs
     `fused_gru` (`batch_groups` row blocks per step) unless zoneout is on; "scan" runs `gru_scan`.
     Masked inputs are zeroed first; a sequence of length 0 returns `state` and outputs [0, B, H]."""
-    if implementation not in IMPLEMENTATIONS:
-        raise ArgumentError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
+    check_implementation(implementation, batch_groups, x.shape[1])
     steps, batch = x.shape[:2]
-    if batch_groups < 1 or batch % batch_groups:
-        raise ArgumentError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
     if steps == 0:
         return state, jnp.zeros((0, batch, state.h.shape[-1]), state.h.dtype)
     if mask is not None:

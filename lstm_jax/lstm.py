@@ -197,6 +197,15 @@ def lstm_scan(
 IMPLEMENTATIONS = ("fused", "scan")
 
 
+def check_implementation(implementation: str, batch_groups: int, batch: int) -> None:
+    """One-line ArgumentError unless `implementation` is known and `batch_groups` divides the
+    batch (shared by the LSTM and GRU recurrences)."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ArgumentError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
+    if batch_groups < 1 or batch % batch_groups:
+        raise ArgumentError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
+
+
 def recurrence(
     x: jax.Array,
     kernel_ih: jax.Array,
@@ -236,11 +245,8 @@ def recurrence(
     included) reaches an output or a gradient. A sequence of length 0 returns `state` and
     outputs of shape [0, B, P] on both paths.
     """
-    if implementation not in IMPLEMENTATIONS:
-        raise ArgumentError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
+    check_implementation(implementation, batch_groups, x.shape[1])
     steps, batch = x.shape[0], x.shape[1]
-    if batch_groups < 1 or batch % batch_groups:
-        raise ArgumentError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
     if steps == 0:
         return state, jnp.zeros((0, batch, state.h.shape[-1]), state.h.dtype)
     if mask is not None:

@@ -13,7 +13,8 @@ from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.outputs import write_npy
 from lstm_jax.parallel import run_metadata
 from lstm_jax.timing import report
-from lstm_jax.train import init_params, train_model
+from lstm_jax.fit import train_model
+from lstm_jax.train import init_params
 from lstm_pipeline import adapter
 from lstm_pipeline.live import epoch_log
 from lstm_pipeline.stage import run_stage, write_metrics
@@ -62,6 +63,7 @@ def main(params, args):
             on_epoch=on_epoch,
             patience=cfg.patience,
             keep_best=True,
+            heldout_state=cfg.heldout_state,
         )
     state = result.state
     heldout_logits = None if args.logits is None else result.evaluator.predict(state.params, ds.heldout)
@@ -89,6 +91,7 @@ def main(params, args):
     summary = {
         "final": result.final,
         "best_epoch": result.best_epoch,
+        "heldout_state": cfg.heldout_state,
         "epochs_run": len(result.history),
         "stopped_early": len(result.history) < n_epochs,
         "steps": total_steps,

@@ -13,7 +13,8 @@ from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.models import remap_vocab_params, with_vocab_size
 from lstm_jax.parallel import run_metadata
 from lstm_jax.timing import report
-from lstm_jax.train import init_params, train_model
+from lstm_jax.fit import train_model
+from lstm_jax.train import init_params
 from lstm_jax.vocab import remap_ids
 from lstm_pipeline import adapter
 from lstm_pipeline.live import epoch_log

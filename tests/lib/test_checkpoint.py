@@ -123,7 +123,7 @@ def test_a_model_that_cannot_be_rebuilt_is_not_saved(tmp_path):
 
 
 def test_the_fingerprint_covers_all_training_code_and_nothing_else():
-    """Every library module that `train` and `models` import (directly or not) is in
+    """Every library module that `fit` (and through it `train`) and `models` import (directly or not) is in
     TRAINING_CODE, so a change to any of them voids resumable checkpoints; the command line,
     generation and the pipeline are not, so changing them keeps checkpoints resumable."""
     import ast
@@ -142,6 +142,6 @@ def test_the_fingerprint_covers_all_training_code_and_nothing_else():
                 deps(node.module.split(".")[1] + ".py", seen)
         return seen
 
-    needed = deps("train.py", set()) | deps("models.py", set()) | deps("checkpoint.py", set())
+    needed = deps("fit.py", set()) | deps("models.py", set()) | deps("checkpoint.py", set())
     assert needed <= set(TRAINING_CODE), sorted(needed - set(TRAINING_CODE))
     assert not {"cli.py", "generate.py", "torch_import.py", "parallel.py"} & set(TRAINING_CODE)

@@ -9,7 +9,8 @@ from lstm_jax.checkpoint import TrainCheckpointer
 from lstm_jax.data import windows
 from lstm_jax.metrics import with_bits
 from lstm_jax.models import CharLM
-from lstm_jax.train import init_params, make_optimizer, train_model
+from lstm_jax.fit import train_model
+from lstm_jax.train import init_params, make_optimizer
 from lstm_jax.vocab import Vocabulary
 
 SEQ, BATCH, EPOCHS = 8, 8, 7

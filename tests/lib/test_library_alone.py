@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     import jax, numpy as np
     import lstm_jax
     from lstm_jax.data import build_windows, count_steps
-    from lstm_jax.train import train_model
+    from lstm_jax.fit import train_model
 
     new = {m.split(".")[0] for m in set(sys.modules) - before}
     assert not new & {"yaml", "dvc", "matplotlib", "tqdm", "lstm_pipeline"}, new
@@ -105,6 +105,6 @@ def test_nothing_in_the_library_imports_the_pipeline_or_its_tools():
     for path in sorted(LIBRARY.glob("*.py")):
         extra = _imports(path) - allowed
         assert not extra, f"{path.name} imports {sorted(extra)}"
-    assert "tqdm" in _imports(LIBRARY / "train.py")  # and only there, lazily:
-    tree = ast.parse((LIBRARY / "train.py").read_text("utf-8"))
+    assert "tqdm" in _imports(LIBRARY / "fit.py")  # and only there, lazily:
+    tree = ast.parse((LIBRARY / "fit.py").read_text("utf-8"))
     assert not any(isinstance(n, (ast.Import, ast.ImportFrom)) and "tqdm" in ast.dump(n) for n in tree.body)

@@ -11,7 +11,8 @@ from lstm_jax.data import build_windows, count_steps, source_text
 from lstm_jax.errors import CheckpointError, LstmJaxError, TrainingDiverged
 from lstm_jax.generate import generate_text
 from lstm_jax.models import CharLM
-from lstm_jax.train import init_params, make_optimizer, train_model
+from lstm_jax.fit import train_model
+from lstm_jax.train import init_params, make_optimizer
 
 OPT = dict(learning_rate=0.01, schedule="cosine", final_lr_factor=0.1, clip_norm=1.0)
 DS = build_windows("the quick brown fox jumps over the lazy dog. " * 8, seq_length=10, stride=1, heldout_fraction=0.2)

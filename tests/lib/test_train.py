@@ -8,14 +8,13 @@ import pytest
 from lstm_jax.data import build_windows, count_steps
 from lstm_jax.generate import generate_text, sample_logits
 from lstm_jax.models import CharLM, remap_vocab_params, with_vocab_size
+from lstm_jax.evaluation import Evaluator, split_window
+from lstm_jax.fit import train_model
 from lstm_jax.train import (
-    Evaluator,
     create_train_state,
     init_params,
     make_optimizer,
     make_schedule,
-    split_window,
-    train_model,
     train_step,
 )
 from lstm_jax.vocab import Vocabulary
