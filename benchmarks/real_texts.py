@@ -7,7 +7,7 @@ but the first:
   gpl3         /usr/share/common-licenses/GPL-3, the GNU GPL v3 (every Debian/Ubuntu system), ~35 KB
 
 Prints one Markdown table row per text: size, KN order, KN bpc, LSTM bpc (best epoch's weights,
-held out, scored as `train.heldout_state` says), the improvement, best epoch / epochs run,
+held out, scored after `train.heldout_context` windows of context), the improvement, best epoch / epochs run,
 training seconds. `--set KEY=VALUE` changes a param as `dvc exp run -S` would. Run:
     python benchmarks/real_texts.py [--texts python_docs idle_news gpl3] [--epochs N]
         [--set train.model.cell=gru ...]
@@ -72,7 +72,7 @@ def one_text(name: str, params, epochs: int | None) -> str:
         desc=name,
         patience=cfg.patience,
         keep_best=True,
-        heldout_state=cfg.heldout_state,
+        heldout_context=cfg.heldout_context,
     )
     seconds = time.perf_counter() - start
     lstm_bpc = result.final["heldout_bpc"]
@@ -112,7 +112,10 @@ def main() -> None:
     params = load_params(with_overrides(args.params, args.set))
     print(f"# {cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__}, numpy {np.__version__}")
     print(f"# recipe: params.yaml train.model {params.train.model}, optimizer {params.train.optimizer}")
-    print(f"# held-out windows scored with the state {params.train.heldout_state}; overrides: {args.set or 'none'}")
+    print(
+        f"# held-out windows scored after {params.train.heldout_context} window(s) of context; "
+        f"overrides: {args.set or 'none'}"
+    )
     print("| text | size | KN order | KN bpc | LSTM bpc | LSTM vs KN | best epoch / run | training |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.texts:

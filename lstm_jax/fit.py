@@ -78,7 +78,7 @@ def fit(
     on_epoch=None,
     patience: int | None = None,
     keep_best: bool = False,
-    heldout_state: str = "reset",
+    heldout_context: int = 0,
 ) -> FitResult:
     """Train for `epochs` shuffled epochs on windows int32[N, T+1]; evaluate the held-out
     windows int32[M, T+1] after each.
@@ -97,10 +97,10 @@ def fit(
     best epoch's parameters are kept (in the checkpoints too, so a resumed run keeps the same
     ones) and returned as `best_params`; `state` is always the last epoch's.
 
-    `heldout_state`: "reset" scores every held-out window from a zero state; "carried" scores
-    the held-out windows (consecutive, stride T) as a stream (`Evaluator.stream_metrics`).
+    `heldout_context`: 0 scores every held-out window from a zero state; k > 0 scores each
+    after the k windows before it (consecutive windows, stride T; `evaluation.with_context`).
     """
-    check_heldout_state(heldout_state)
+    check_heldout_context(heldout_context)
     if patience is not None and patience < 1:
         raise ArgumentError(f"patience: expected an integer >= 1 or None, found {patience}")
     keep_best = keep_best or patience is not None
@@ -170,7 +170,7 @@ def fit(
             {
                 "epoch": epoch + 1,
                 **sums.summary("train_"),
-                **heldout_metrics(evaluator, state.params, heldout, heldout_state),
+                **evaluator.metrics(state.params, heldout, "heldout_", heldout_context),
             }
         )
         log.info(
@@ -202,19 +202,9 @@ def fit(
     return FitResult(state, history, {f"{desc}_steps": run_chunk}, best["epoch"], best_params)
 
 
-HELDOUT_STATES = ("reset", "carried")
-
-
-def check_heldout_state(heldout_state: str) -> None:
-    if heldout_state not in HELDOUT_STATES:
-        raise ArgumentError(f"heldout_state: expected one of {list(HELDOUT_STATES)}, found {heldout_state!r}")
-
-
-def heldout_metrics(evaluator: Evaluator, params, heldout: np.ndarray, heldout_state: str) -> dict:
-    """ "heldout_"-prefixed metrics: each window from zeros ("reset") or as a stream ("carried")."""
-    if heldout_state == "carried":
-        return evaluator.stream_metrics(params, heldout, "heldout_")
-    return evaluator.metrics(params, heldout, "heldout_")
+def check_heldout_context(heldout_context) -> None:
+    if isinstance(heldout_context, bool) or not isinstance(heldout_context, int) or heldout_context < 0:
+        raise ArgumentError(f"heldout_context: expected an integer >= 0 (windows), found {heldout_context!r}")
 
 
 def train_model(
@@ -233,7 +223,7 @@ def train_model(
     on_epoch=None,
     patience: int | None = None,
     keep_best: bool = False,
-    heldout_state: str = "reset",
+    heldout_context: int = 0,
 ) -> TrainResult:
     """Train a token model (e.g. `CharLM`) from `params` with optimizer `tx` by `fit`, then
     evaluate the trained parameters exactly on both splits.
@@ -241,11 +231,11 @@ def train_model(
     Build `tx` for `count_steps(len(train), batch_size, epochs)` steps when its schedule needs
     the length. Training stops with `TrainingDiverged` if a batch's loss exceeds
     EXPLODED_FACTOR * ln(V). `on_epoch`, `patience` (early stopping) and `keep_best` (return
-    the best epoch's parameters) and `heldout_state` (held-out windows scored from zeros, or as
-    a stream with the state carried) as in `fit`.
+    the best epoch's parameters) and `heldout_context` (held-out windows scored from a zero state,
+    or after the windows before them) as in `fit`.
     """
     state = create_train_state(model, params, tx)
-    evaluator = Evaluator(model.apply, eval_batch_size, model.initial_state)
+    evaluator = Evaluator(model.apply, eval_batch_size)
     max_loss = EXPLODED_FACTOR * float(np.log(model.vocab_size))
     fitted = fit(
         state,
@@ -261,16 +251,15 @@ def train_model(
         on_epoch=on_epoch,
         patience=patience,
         keep_best=keep_best,
-        heldout_state=heldout_state,
+        heldout_context=heldout_context,
     )
     state = fitted.state if fitted.best_params is None else fitted.state.replace(params=fitted.best_params)
     final = with_bits(
         {
             **evaluator.metrics(state.params, train, "train_"),
-            **heldout_metrics(evaluator, state.params, heldout, heldout_state),
+            **evaluator.metrics(state.params, heldout, "heldout_", heldout_context),
         }
     )
     timers = {**fitted.timers, f"{desc}_evaluate": evaluator.evaluate}
-    if heldout_state == "carried":
-        timers[f"{desc}_evaluate_stream"] = evaluator.stream_evaluate
+    timers.update({f"{desc}_evaluate_context": timed for timed in evaluator.context_evaluate.values()})
     return TrainResult(state, fitted.history, final, evaluator, timers, fitted.best_epoch)

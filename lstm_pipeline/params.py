@@ -81,9 +81,9 @@ class TrainConfig:
     # A budget in optimizer steps, whatever the text's size: it sets the number of epochs (at
     # least `epochs`), so a 35 KB text gets as many updates as a 465 KB one (None: `epochs`).
     steps: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")
-    # How the held-out windows are scored: "reset" starts each from a zero state, "carried"
-    # scores them as one stream with the state carried (`lstm_jax.evaluation.stream_layout`).
-    heldout_state: str = _check("reset", rule=lambda v: v in ("reset", "carried"), expect="one of 'reset', 'carried'")
+    # Held-out windows are scored after reading this many windows before them (0: each from a
+    # zero state), so every character has context, as in a text read whole (`evaluation.with_context`).
+    heldout_context: int = _check(0, rule=lambda v: v >= 0, expect="an integer >= 0")
 
     def epochs_for(self, n_windows: int) -> int:
         """Epochs of a run on n_windows training windows: `epochs`, or enough for `steps`."""

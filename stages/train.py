@@ -63,7 +63,7 @@ def main(params, args):
             on_epoch=on_epoch,
             patience=cfg.patience,
             keep_best=True,
-            heldout_state=cfg.heldout_state,
+            heldout_context=cfg.heldout_context,
         )
     state = result.state
     heldout_logits = None if args.logits is None else result.evaluator.predict(state.params, ds.heldout)
@@ -91,7 +91,7 @@ def main(params, args):
     summary = {
         "final": result.final,
         "best_epoch": result.best_epoch,
-        "heldout_state": cfg.heldout_state,
+        "heldout_context": cfg.heldout_context,
         "epochs_run": len(result.history),
         "stopped_early": len(result.history) < n_epochs,
         "steps": total_steps,

@@ -61,6 +61,8 @@ BAD = [
     ("prepare.texts.text1.stride", 0, r"prepare.texts.text1.stride: expected an integer >= 1"),
     ("prepare.texts.python_docs.builtin", "shakespeare", r"prepare.texts.python_docs.builtin: expected one of"),
     ("train.patience", 0, r"train.patience: expected an integer >= 1"),
+    ("train.heldout_context", -1, r"train.heldout_context: expected an integer >= 0"),
+    ("train.heldout_context", "carried", r"train.heldout_context: expected an integer"),
     ("train.model.io_dropout", 1.0, r"train.model.io_dropout: expected a number in \[0, 1\)"),
     ("train.optimizer.weight_decay", -0.1, r"train.optimizer.weight_decay: expected a number in \[0, 1\)"),
     ("baseline.orders", [], r"baseline.orders: expected a non-empty list"),
