@@ -27,6 +27,7 @@ import jax
 import numpy as np
 import yaml
 
+from lstm_jax import portability
 from lstm_jax.portability import cpu_model
 from lstm_jax.corpus import file_chunks, prepare_dataset, python_docs_text, window_stream
 from lstm_jax.data import count_steps, load_dataset
@@ -109,8 +110,15 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.model.cell=gru")
     args = parser.parse_args()
+    # The pipeline's stages run under the portability pins (AVX2 cap, Eigen products, 2 threads):
+    # without them XLA picks other kernels, and the python_docs row would differ from the
+    # `train` stage's in the last digits.
+    pinned = portability.pin_for_portability()
     params = load_params(with_overrides(args.params, args.set))
-    print(f"# {cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__}, numpy {np.__version__}")
+    print(
+        f"# {cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__}, numpy {np.__version__}, "
+        f"portability pins {'on' if pinned else 'off'}"
+    )
     print(f"# recipe: params.yaml train.model {params.train.model}, optimizer {params.train.optimizer}")
     print(
         f"# held-out windows scored after {params.train.heldout_context} window(s) of context; "
