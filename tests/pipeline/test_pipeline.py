@@ -262,7 +262,18 @@ def test_queued_experiments_run_in_parallel(repo):
     repo, env = repo
     for epochs in (1, 4):
         dvc(repo, env, "exp", "run", "--queue", "-S", f"transfer.epochs={epochs}", "-n", f"epochs-{epochs}")
-    dvc(repo, env, "queue", "start", "-j", "2")
+    # Not through `run`: the workers `queue start` spawns inherit its stdout/stderr, and one that
+    # lingers after the queue is empty (seen in CI, 2026-11-29: both experiments succeeded, the
+    # pipe stayed open) would keep a captured pipe open until the timeout.
+    started = subprocess.run(
+        [sys.executable, "-m", "dvc", "queue", "start", "-j", "2"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert started.returncode == 0
     dvc(repo, env, "queue", "logs", "epochs-4", check=False)  # blocks until it has finished
     deadline = time.time() + 300
     while "Running" in (status := dvc(repo, env, "queue", "status").stdout) or "Queued" in status:
@@ -271,6 +282,7 @@ def test_queued_experiments_run_in_parallel(repo):
     assert status.count("Success") == 2, status
     table = dvc(repo, env, "exp", "show", "--csv").stdout
     assert "epochs-1" in table and "epochs-4" in table and "text2_heldout_loss" in table
+    dvc(repo, env, "queue", "stop", "--kill", check=False)  # no worker outlives the test
 
 
 def test_bad_param_stops_before_training(repo):
