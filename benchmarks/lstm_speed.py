@@ -42,7 +42,7 @@ import speed_models as sm  # noqa: E402
 from long_sequence_memory import section_memory  # noqa: E402
 from speed_models import median_time  # noqa: E402
 
-from lstm_jax.portability import cpu_model  # noqa: E402
+from lstm_jax.portability import _isa, cpu_model  # noqa: E402
 from lstm_pipeline import runtime  # noqa: E402
 
 
@@ -58,7 +58,8 @@ def print_machine() -> None:
     except ImportError:
         versions += ", torch not installed"
     print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, ISA {' '.join(_isa()) or 'unknown'}, "
+        f"python {platform.python_version()}, "
         f"jax device: {jax.devices()[0].device_kind} ({jax.default_backend()})"
     )
     print(f"versions: {versions}")

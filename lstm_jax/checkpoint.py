@@ -31,17 +31,14 @@ from pathlib import Path
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 from flax.traverse_util import flatten_dict
 
 from lstm_jax.errors import CheckpointError, LstmJaxError
-from lstm_jax.folder_lock import lock_folder, unlock_folder
 from lstm_jax.limits import memory_limit
-from lstm_jax.metrics import MetricSums
 from lstm_jax.models import build_model, model_config
-from lstm_jax.outputs import UMASK, fsync_dir, write_json
+from lstm_jax.outputs import UMASK, fsync_dir
 from lstm_jax.portability import platform_record
 from lstm_jax.safe_paths import read_regular_file
 from lstm_jax.vocab import Vocabulary
@@ -49,7 +46,6 @@ from lstm_jax.vocab import Vocabulary
 FORMAT = 1
 CONFIG_MAX_BYTES = 64 << 20  # config.json holds a vocabulary and metadata: megabytes at most
 MAX_LAYERS = 1024  # num_layers beyond this is refused before a model is built (tracing is linear in it)
-BEST_PARAMS = "best_params.msgpack"  # a training checkpoint's best epoch so far (early stopping)
 log = logging.getLogger(__name__)
 
 
@@ -307,157 +303,3 @@ def digest(*parts) -> str:
         else:
             h.update(json.dumps(part, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
-
-
-class TrainCheckpointer:
-    """Periodic checkpoints of one training run in `folder/step_XXXXXXXX/`.
-
-    Each step folder is written beside its final name and renamed into place, so it is either
-    complete or absent; leftovers of a save that was killed (hidden `.step_*.tmp` folders) are
-    ignored by `restore` and removed by the next `save`. The newest `keep` checkpoints are kept.
-    Checkpoints whose fingerprint (the given `fingerprint` of the run's params and data, plus
-    the lstm_jax source code) differs are from another run: `restore` ignores them and the next
-    `save` deletes them.
-
-    One process at a time: the first `latest`, `restore` or `save` takes the folder's lock
-    (`lstm_jax.folder_lock`) until `finish`, so a second run in the same folder (an orphan of
-    a killed `dvc repro`, a second `dvc repro`) fails with a CheckpointError instead of
-    deleting or replacing the first one's checkpoints.
-    """
-
-    def __init__(self, folder, *, every: int, fingerprint: str, model, vocab, optimizer: dict, keep: int = 2):
-        self.folder, self.every, self.keep = Path(folder), every, keep
-        self.fingerprint = digest(fingerprint, code_fingerprint())
-        self.model, self.vocab, self.optimizer = model, vocab, optimizer
-
-    def _steps(self) -> list[Path]:
-        lock_folder(self.folder)
-        if not self.folder.is_dir():
-            return []
-        return sorted(p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith("step_"))
-
-    def _ours(self, path: Path) -> bool:
-        try:
-            return _read_config(path)["metadata"].get("fingerprint") == self.fingerprint
-        except (CheckpointError, AttributeError):
-            return False
-
-    def latest(self) -> Path | None:
-        """The newest complete checkpoint of this run, or None."""
-        ours = self._candidates()
-        return ours[0] if ours else None
-
-    def _candidates(self) -> list[Path]:
-        return [p for p in reversed(self._steps()) if self._ours(p)]
-
-    def save(self, state, progress: dict, best_params=None) -> None:
-        """Save a TrainState and the data position {"epoch", "batch", "sums", "history", "key"}
-        (plus "best" {"epoch", "heldout_loss"} with `best_params`, the best epoch's weights, when
-        training keeps the best epoch)."""
-        lock_folder(self.folder)
-        meta = {
-            "fingerprint": self.fingerprint,
-            "step": int(state.step),
-            "progress": {**progress, "sums": {k: float(v) for k, v in progress["sums"]._asdict().items()}},
-        }
-        save_checkpoint(
-            self.folder / f"step_{int(state.step):08d}",
-            model=self.model,
-            params=state.params,
-            vocab=self.vocab,
-            opt_state=state.opt_state,
-            optimizer=self.optimizer,
-            metadata=meta,
-            extra_trees=None if best_params is None else {BEST_PARAMS: best_params},
-        )
-        for leftover in self.folder.glob(".*.tmp"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        steps = self._steps()
-        stale = [p for p in steps if not self._ours(p)] + [p for p in steps if self._ours(p)][: -self.keep]
-        for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
-
-    def restore(self, state):
-        """(state, progress) from the newest loadable checkpoint of this run, or None.
-
-        `state` is a fresh TrainState whose shapes the checkpoint must fit exactly. A checkpoint
-        that fails to load (e.g. truncated by a crash of the machine) is reported and the one
-        before it is tried; if none loads, the last error is raised.
-        """
-        error = None
-        for path in self._candidates():
-            try:
-                return self._restore(path, state)
-            except CheckpointError as exc:
-                log.warning("skipping unusable checkpoint: %s", exc)
-                error = exc
-        if error is not None:
-            raise error
-        return None
-
-    def _restore(self, path: Path, state):
-        config = _read_config(path)
-        params = restore_tree(path / "params.msgpack", jax.eval_shape(lambda: state.params), config)
-        if not (path / "opt_state.msgpack").is_file():
-            raise CheckpointError(f"{path}: no optimizer state (opt_state.msgpack), which resuming training needs")
-        opt_state = restore_tree(path / "opt_state.msgpack", jax.eval_shape(lambda: state.opt_state), config)
-        try:
-            meta = config["metadata"]
-            progress, step = dict(meta["progress"]), int(meta["step"])
-            progress["sums"] = MetricSums(**progress["sums"]).to_numpy()
-            missing = {"epoch", "batch", "history", "key"} - set(progress)
-            if missing:
-                raise KeyError(sorted(missing))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path / 'config.json'}: missing or malformed training progress ({exc})") from None
-        if (path / BEST_PARAMS).is_file():
-            progress["best_params"] = restore_tree(path / BEST_PARAMS, jax.eval_shape(lambda: state.params), config)
-        return state.replace(step=jnp.int32(step), params=params, opt_state=opt_state), progress
-
-    def finish(self) -> None:
-        """After a completed run: drop the step checkpoints, so a forced rerun starts from scratch.
-
-        A small `finished.json` stays, so the (persisted) folder exists for DVC.
-        """
-        for path in self._steps():
-            shutil.rmtree(path, ignore_errors=True)
-        write_json(self.folder / "finished.json", {"fingerprint": self.fingerprint})
-        unlock_folder(self.folder)
-
-
-# The library modules whose code decides what training computes (tests/lib/test_checkpoint.py
-# checks that this covers every module `lstm_jax.fit`, `lstm_jax.train` and `lstm_jax.models` import).
-TRAINING_CODE = (
-    "checkpoint.py",
-    "data.py",
-    "errors.py",
-    "evaluation.py",
-    "fit.py",
-    "folder_lock.py",
-    "forecast.py",
-    "fused.py",
-    "fused_gru.py",
-    "gru.py",
-    "initializers.py",
-    "layers.py",
-    "limits.py",
-    "lstm.py",
-    "metrics.py",
-    "models.py",
-    "outputs.py",
-    "portability.py",
-    "safe_paths.py",
-    "timing.py",
-    "train.py",
-    "vocab.py",
-)
-
-
-def code_fingerprint() -> str:
-    """Hash of the library code that computes training: checkpoints of other code are not resumed.
-
-    Code outside it (the command line, generation, the pipeline's report or plots) can change
-    without voiding a resumable checkpoint.
-    """
-    folder = Path(__file__).parent
-    return digest(*[name + (folder / name).read_text("utf-8") for name in TRAINING_CODE])

@@ -83,7 +83,7 @@ def fit(
     """Train for `epochs` shuffled epochs on windows int32[N, T+1]; evaluate the held-out
     windows int32[M, T+1] after each.
 
-    With a `checkpoint.TrainCheckpointer`, training saves every `checkpointer.every` steps
+    With a `resume.TrainCheckpointer`, training saves every `checkpointer.every` steps
     (params, optimizer state, step, key, position in the data, metrics so far) and first
     resumes from the latest complete checkpoint of the same run, giving results bitwise equal to
     an uninterrupted run. Raises `TrainingDiverged` at the first step whose loss, gradient or

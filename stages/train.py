@@ -8,7 +8,8 @@ from pathlib import Path
 
 import jax
 
-from lstm_jax.checkpoint import TrainCheckpointer, digest, save_checkpoint
+from lstm_jax.checkpoint import digest, save_checkpoint
+from lstm_jax.resume import TrainCheckpointer
 from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.outputs import write_npy
 from lstm_jax.parallel import run_metadata

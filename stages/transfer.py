@@ -8,7 +8,8 @@ from pathlib import Path
 
 import jax
 
-from lstm_jax.checkpoint import TrainCheckpointer, digest, load_checkpoint, save_checkpoint
+from lstm_jax.checkpoint import digest, load_checkpoint, save_checkpoint
+from lstm_jax.resume import TrainCheckpointer
 from lstm_jax.data import count_steps, load_dataset
 from lstm_jax.models import remap_vocab_params, with_vocab_size
 from lstm_jax.parallel import run_metadata

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from lstm_jax import cli, limits
-from lstm_jax.checkpoint import TrainCheckpointer, _config_digest, load_checkpoint, restore_opt_state, save_checkpoint
+from lstm_jax.checkpoint import _config_digest, load_checkpoint, restore_opt_state, save_checkpoint
+from lstm_jax.resume import TrainCheckpointer
 from lstm_jax.errors import ArgumentError, CheckpointError, ConfigError, DataError, LstmJaxError
 from lstm_jax.generate import generate_text
 from lstm_jax.models import CharLM
@@ -128,7 +129,7 @@ def test_damaged_configs_are_one_clear_error(tmp_path, damage, message):
 
 HOLDER = """
 import sys
-from lstm_jax.checkpoint import TrainCheckpointer
+from lstm_jax.resume import TrainCheckpointer
 from lstm_jax.models import CharLM
 from lstm_jax.vocab import Vocabulary
 vocab = Vocabulary.from_text("ab")

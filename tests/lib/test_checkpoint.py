@@ -129,7 +129,7 @@ def test_the_fingerprint_covers_all_training_code_and_nothing_else():
     import ast
     from pathlib import Path
 
-    from lstm_jax.checkpoint import TRAINING_CODE
+    from lstm_jax.resume import TRAINING_CODE
 
     folder = Path(__file__).resolve().parents[2] / "lstm_jax"
 
@@ -142,6 +142,6 @@ def test_the_fingerprint_covers_all_training_code_and_nothing_else():
                 deps(node.module.split(".")[1] + ".py", seen)
         return seen
 
-    needed = deps("fit.py", set()) | deps("models.py", set()) | deps("checkpoint.py", set())
+    needed = deps("fit.py", set()) | deps("models.py", set()) | deps("checkpoint.py", set()) | deps("resume.py", set())
     assert needed <= set(TRAINING_CODE), sorted(needed - set(TRAINING_CODE))
     assert not {"cli.py", "generate.py", "torch_import.py", "parallel.py"} & set(TRAINING_CODE)

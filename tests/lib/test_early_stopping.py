@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from lstm_jax.checkpoint import TrainCheckpointer
+from lstm_jax.resume import TrainCheckpointer
 from lstm_jax.data import windows
 from lstm_jax.metrics import with_bits
 from lstm_jax.models import CharLM

@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from lstm_jax.checkpoint import TrainCheckpointer, load_checkpoint
+from lstm_jax.checkpoint import load_checkpoint
+from lstm_jax.resume import TrainCheckpointer
 from lstm_jax.data import build_windows, count_steps, source_text
 from lstm_jax.errors import CheckpointError, LstmJaxError, TrainingDiverged
 from lstm_jax.generate import generate_text
@@ -78,6 +79,21 @@ def test_resume_after_a_kill_is_bitwise_equal_to_an_uninterrupted_run(tmp_path, 
     assert int(state.step) == int(ref_state.step)
     # A finished run leaves no step checkpoints: a forced rerun starts from scratch.
     assert not list(tmp_path.glob("step_*")) and (tmp_path / "finished.json").is_file()
+
+
+def test_finished_json_depends_on_the_run_not_on_the_library_code(tmp_path, monkeypatch):
+    """DVC tracks the finished folder: a docstring edit of the library (which changes the code
+    fingerprint that step checkpoints carry) must leave it byte for byte the same, while another
+    run's params or data must not."""
+    from lstm_jax import resume
+
+    def finished(folder, code, fingerprint="run"):
+        monkeypatch.setattr(resume, "code_fingerprint", lambda: code)
+        checkpointer(tmp_path / folder, fingerprint=fingerprint).finish()
+        return (tmp_path / folder / "finished.json").read_bytes()
+
+    assert finished("a", "code1") == finished("b", "code2")
+    assert finished("c", "code1") != finished("d", "code1", fingerprint="other run")
 
 
 def test_kill_during_a_save_leaves_a_temp_folder_that_is_ignored_and_cleaned(tmp_path, reference):

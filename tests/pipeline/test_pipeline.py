@@ -211,9 +211,9 @@ def test_pipeline_end_to_end(repo):
 
 def fingerprint(repo, env) -> str:
     """The training-code fingerprint of the library in `repo` (not the installed one)."""
-    code = "from lstm_jax import checkpoint; print(checkpoint.__file__); print(checkpoint.code_fingerprint())"
+    code = "from lstm_jax import resume; print(resume.__file__); print(resume.code_fingerprint())"
     where, value = run([sys.executable, "-c", code], repo, env).stdout.split()
-    assert Path(where).resolve() == (repo / "lstm_jax/checkpoint.py").resolve()
+    assert Path(where).resolve() == (repo / "lstm_jax/resume.py").resolve()
     return value
 
 
