@@ -27,10 +27,13 @@ $(BIN)/python:
 		{ echo "$(PYTHON) is not Python 3.11; pick one with: make PYTHON=python3.11 ..." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-# The library and what the pipeline needs; then the project itself (editable, no dependencies).
-$(PIPELINE_STAMP): requirements/pipeline.lock pyproject.toml | $(BIN)/python
+# The library and what the pipeline needs; then the project itself (editable, no dependencies),
+# which also compiles the C++ kernels of implementation="native" (setup.py) against the FFI
+# headers of the jaxlib just installed (hence no build isolation; without a compiler the install
+# goes on without them).
+$(PIPELINE_STAMP): requirements/pipeline.lock pyproject.toml setup.py lstm_jax/_native_lstm.cc | $(BIN)/python
 	$(INSTALL) --require-hashes --no-deps -r requirements/pipeline.lock
-	$(INSTALL) --no-deps -e .
+	$(INSTALL) --no-deps --no-build-isolation -e .
 	touch $@
 
 # Tests also need pytest, ruff and torch (CPU build 2.13.0+cpu, from the machine's local wheel
@@ -107,7 +110,7 @@ COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS_VENV)/bin/pip-compile --qu
 lock:
 	test -x $(TOOLS_VENV)/bin/pip-compile || \
 		{ $(PYTHON) -m venv $(TOOLS_VENV) && $(TOOLS_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS); }
-	$(COMPILE) $(LOCK_ARGS) --extra pipeline --extra realdata --extra dev --extra bench \
+	$(COMPILE) $(LOCK_ARGS) --extra pipeline --extra realdata --extra dev --extra bench --extra native \
 		-o requirements/test.lock pyproject.toml
 	$(COMPILE) --extra pipeline --extra realdata --upgrade -c requirements/test.lock \
 		-o requirements/pipeline.lock pyproject.toml

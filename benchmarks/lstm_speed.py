@@ -42,7 +42,8 @@ import speed_models as sm  # noqa: E402
 from long_sequence_memory import section_memory  # noqa: E402
 from speed_models import median_time  # noqa: E402
 
-from lstm_jax.portability import _isa, cpu_model  # noqa: E402
+from lstm_jax import native  # noqa: E402
+from lstm_jax.portability import cpu_model, isa_extensions  # noqa: E402
 from lstm_pipeline import runtime  # noqa: E402
 
 
@@ -58,11 +59,13 @@ def print_machine() -> None:
     except ImportError:
         versions += ", torch not installed"
     print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores, ISA {' '.join(_isa()) or 'unknown'}, "
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, ISA {' '.join(isa_extensions()) or 'unknown'}, "
         f"python {platform.python_version()}, "
         f"jax device: {jax.devices()[0].device_kind} ({jax.default_backend()})"
     )
     print(f"versions: {versions}")
+    status = native.unavailable_reason() or f"OpenBLAS {native.blas_core()} kernels"
+    print(f'implementation="native": {status}')
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 
 
@@ -90,6 +93,10 @@ def matmul_peak() -> float:
 # Every timed variant, by name: (description, builder of a Step from a Config).
 VARIANTS = {
     "lstm_jax": ("lstm_jax (fused, default settings)", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg))),
+    "native": (
+        'lstm_jax implementation="native" (C++ loop around OpenBLAS)',
+        lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, implementation="native")),
+    ),
     "flax": ("flax OptimizedLSTMCell", lambda cfg: sm.jax_step(cfg, sm.flax_rnn(cfg))),
     "torch": ("torch.nn.LSTM cpu", lambda cfg: sm.torch_step(cfg, "cpu")),
     "jax_cudnn": ("jax.experimental.rnn (cuDNN)", lambda cfg: sm.jax_step(cfg, sm.jax_cudnn_rnn(cfg))),
@@ -161,7 +168,7 @@ def run_in_processes(names, config: str, steps: int, cache: str, rounds: int = 4
 
 
 def section_train(configs, steps: int, peak: float, gpu: bool) -> None:
-    names = ["lstm_jax", "flax"]
+    names = ["lstm_jax", "native", "flax"] if native.available() else ["lstm_jax", "flax"]
     try:
         import torch
 

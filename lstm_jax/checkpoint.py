@@ -135,7 +135,7 @@ def _config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def _read_config(folder: Path) -> dict:
+def read_config(folder: Path) -> dict:
     """config.json, checked: a JSON object of this format whose recorded hash (if any) matches."""
     path = folder / "config.json"
     if not path.is_file():
@@ -254,7 +254,7 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
     """Rebuild the model from config.json alone and restore its parameters, strictly: hashes
     first, then sizes against the stored arrays, then every shape."""
     folder = Path(folder)
-    config = _read_config(folder)
+    config = read_config(folder)
     config_path = folder / "config.json"
     if config.get("integrity") is None:
         log.warning("%s: saved before checkpoints recorded hashes; it cannot be verified (retrain to add them)", folder)
@@ -289,7 +289,7 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
 def restore_opt_state(folder: str | Path, template):
     """The optimizer state saved in `folder`, checked against `template` (e.g. `tx.init(params)`)."""
     folder = Path(folder)
-    return restore_tree(folder / "opt_state.msgpack", jax.eval_shape(lambda: template), _read_config(folder))
+    return restore_tree(folder / "opt_state.msgpack", jax.eval_shape(lambda: template), read_config(folder))
 
 
 def digest(*parts) -> str:

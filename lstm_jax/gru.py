@@ -31,6 +31,8 @@ from lstm_jax.initializers import orthogonal
 from lstm_jax.layers import LSTM, at_least_float32
 from lstm_jax.lstm import _zone, check_implementation, reset_state, scan_order_reset
 
+GRU_IMPLEMENTATIONS = ("fused", "scan")  # "native" is the LSTM's only
+
 
 class GRUState(NamedTuple):
     """State of one GRU layer in one direction."""
@@ -109,7 +111,7 @@ def gru_recurrence(
     reset bool[T, B] (a new segment starts at step t); otherwise as `gru_scan`. "fused" runs
     `fused_gru` (`batch_groups` row blocks per step) unless zoneout is on; "scan" runs `gru_scan`.
     Masked inputs are zeroed first; a sequence of length 0 returns `state` and outputs [0, B, H]."""
-    check_implementation(implementation, batch_groups, x.shape[1])
+    check_implementation(implementation, batch_groups, x.shape[1], known=GRU_IMPLEMENTATIONS)
     steps, batch = x.shape[:2]
     if steps == 0:
         return state, jnp.zeros((0, batch, state.h.shape[-1]), state.h.dtype)

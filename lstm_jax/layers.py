@@ -102,8 +102,9 @@ class LSTM(nn.Module):
         layer and direction, shared over the batch) instead of zeros. A reset zeroes.
       unroll: time steps per loop iteration of the scan.
       implementation: "fused" (default: custom VJP, see `fused.py`; layers with a projection
-        or layer_norm fall back to "scan") or "scan" (plain autodiff; supports forward-mode
-        derivatives).
+        or layer_norm fall back to "scan"), "scan" (plain autodiff; supports forward-mode
+        derivatives) or "native" (opt-in: the loop in C++ around OpenBLAS, see `native.py`;
+        no zoneout or mixed precision; runs "fused", with a warning, where it cannot load).
       batch_groups: split the batch into this many independent row groups per step, which
         XLA's CPU runtime runs concurrently (try the number of cores); must divide the batch.
       dtype: compute dtype (e.g. "bfloat16", "float16"): matmul operands, outputs and h; c, the

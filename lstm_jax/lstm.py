@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.errors import ArgumentError
+from lstm_jax import native
 from lstm_jax.fused import fused_lstm, matmul
 
 
@@ -194,14 +195,14 @@ def lstm_scan(
     return jax.lax.scan(step, state, xs, reverse=reverse, unroll=unroll)
 
 
-IMPLEMENTATIONS = ("fused", "scan")
+IMPLEMENTATIONS = ("fused", "scan", "native")
 
 
-def check_implementation(implementation: str, batch_groups: int, batch: int) -> None:
-    """One-line ArgumentError unless `implementation` is known and `batch_groups` divides the
-    batch (shared by the LSTM and GRU recurrences)."""
-    if implementation not in IMPLEMENTATIONS:
-        raise ArgumentError(f"implementation: expected one of {IMPLEMENTATIONS}, found {implementation!r}")
+def check_implementation(implementation: str, batch_groups: int, batch: int, known=IMPLEMENTATIONS) -> None:
+    """One-line ArgumentError unless `implementation` is one of `known` and `batch_groups` divides
+    the batch (shared by the LSTM and GRU recurrences)."""
+    if implementation not in known:
+        raise ArgumentError(f"implementation: expected one of {known}, found {implementation!r}")
     if batch_groups < 1 or batch % batch_groups:
         raise ArgumentError(f"batch_groups: expected a divisor of the batch size {batch}, found {batch_groups}")
 
@@ -239,7 +240,10 @@ def recurrence(
     adds a second matmul and a second state size to the step. "scan" hoists the input
     projection for all steps out of the loop as one matmul and runs `lstm_scan` under plain
     autodiff (which, unlike a custom VJP, also supports forward-mode derivatives).
-    `batch_groups` applies to "fused" only.
+    `batch_groups` applies to "fused" only. "native" (`native.native_lstm`: the whole loop in
+    C++ around OpenBLAS, float32/float64) serves the same layers as "fused" except with zoneout or
+    mixed precision (an ArgumentError names them); where its compiled kernels cannot load it warns
+    once and runs "fused".
 
     Inputs at masked steps are replaced by zeros first, so that no value there (NaN or inf
     included) reaches an output or a gradient. A sequence of length 0 returns `state` and
@@ -278,6 +282,14 @@ def recurrence(
             unroll=unroll,
         )
     bias = jnp.zeros(kernel_hh.shape[-1], kernel_hh.dtype) if bias is None else bias
+    if implementation == "native":
+        for name, value in (("zoneout", zoneout), ("dtype", dtype)):
+            if value is not None:
+                raise ArgumentError(f'{name}: expected None with implementation="native", found {value!r}; use "fused"')
+        if native.available():
+            (c, h), out = native.native_lstm(x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse, reset)
+            return LSTMState(c=c, h=h), out
+        native.warn_unavailable()
     (c, h), out = fused_lstm(
         x,
         kernel_ih,

@@ -90,7 +90,7 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _isa() -> list[str]:
+def isa_extensions() -> list[str]:
     """The instruction-set extensions that matter to XLA's CPU code, as this CPU lists them."""
     return sorted(cpu_flags() & set(ISA_FLAGS_SHOWN))
 
@@ -174,7 +174,7 @@ def platform_record() -> dict:
         return record
     record["cpu"] = cpu_model()
     record["cores"] = _cores()
-    record["isa"] = _isa()
+    record["isa"] = isa_extensions()
     record["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     return record
 
@@ -185,7 +185,7 @@ def machine_record() -> dict:
         "cpu": cpu_model(),
         "arch": platform.machine(),
         "cores": _cores(),
-        "isa": _isa(),
+        "isa": isa_extensions(),
         "pinnable": pinnable(),
         f"{PORTABLE_ENV}": os.environ.get(PORTABLE_ENV, "1"),
         "pins_in_force": pins_in_force(),

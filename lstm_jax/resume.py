@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.checkpoint import _read_config, digest, restore_tree, save_checkpoint
+from lstm_jax.checkpoint import read_config, digest, restore_tree, save_checkpoint
 from lstm_jax.errors import CheckpointError
 from lstm_jax.folder_lock import lock_folder, unlock_folder
 from lstm_jax.metrics import MetricSums
@@ -53,7 +53,7 @@ class TrainCheckpointer:
 
     def _ours(self, path: Path) -> bool:
         try:
-            return _read_config(path)["metadata"].get("fingerprint") == self.fingerprint
+            return read_config(path)["metadata"].get("fingerprint") == self.fingerprint
         except (CheckpointError, AttributeError):
             return False
 
@@ -111,7 +111,7 @@ class TrainCheckpointer:
         return None
 
     def _restore(self, path: Path, state):
-        config = _read_config(path)
+        config = read_config(path)
         params = restore_tree(path / "params.msgpack", jax.eval_shape(lambda: state.params), config)
         if not (path / "opt_state.msgpack").is_file():
             raise CheckpointError(f"{path}: no optimizer state (opt_state.msgpack), which resuming training needs")
@@ -146,6 +146,7 @@ class TrainCheckpointer:
 # The library modules whose code decides what training computes (tests/lib/test_checkpoint.py
 # checks that this covers every module `lstm_jax.fit`, `lstm_jax.train` and `lstm_jax.models` import).
 TRAINING_CODE = (
+    "_native_lstm.cc",
     "checkpoint.py",
     "data.py",
     "errors.py",
@@ -162,6 +163,7 @@ TRAINING_CODE = (
     "lstm.py",
     "metrics.py",
     "models.py",
+    "native.py",
     "outputs.py",
     "portability.py",
     "resume.py",

@@ -1,6 +1,8 @@
 """lstm_jax against torch.nn.LSTM with weights imported by `from_torch`.
 
-Outputs and final states within 1e-5, gradients within 1e-4 (float32). Skipped without torch;
+Outputs and final states within 1e-5, gradients within 1e-4 (float32), for the default "fused"
+path and for "native" (which runs "fused", with a warning, where its kernels are not built;
+tests/lib/test_native.py fails then if a compiler is there). Skipped without torch;
 `make test` installs it (the `bench` extra), so CI runs these.
 """
 
@@ -33,11 +35,13 @@ def torch_states(h, c, k):
     return h[k].detach().numpy(), c[k].detach().numpy()
 
 
+@pytest.mark.parametrize("implementation", ["fused", "native"])
 @pytest.mark.parametrize("kwargs", CASES.values(), ids=CASES.keys())
-def test_outputs_and_final_states_match(kwargs):
+def test_outputs_and_final_states_match(kwargs, implementation):
     t, x = make(kwargs)
     out, (h, c) = t(x)
     module, variables = from_torch(t)
+    module = module.clone(implementation=implementation)
     ours, state = module.apply(variables, jnp.asarray(x.detach().numpy()))
     np.testing.assert_allclose(ours, out.detach().numpy(), atol=1e-5)
     assert len(state) == h.shape[0]
@@ -47,14 +51,16 @@ def test_outputs_and_final_states_match(kwargs):
         np.testing.assert_allclose(s.c, tc, atol=1e-5)
 
 
+@pytest.mark.parametrize("implementation", ["fused", "native"])
 @pytest.mark.parametrize("kwargs", CASES.values(), ids=CASES.keys())
-def test_gradients_match(kwargs):
+def test_gradients_match(kwargs, implementation):
     t, x = make(kwargs)
     out, (h, c) = t(x)
     weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
     (out * weights).sum().add(h.sum()).backward()
 
     module, variables = from_torch(t)
+    module = module.clone(implementation=implementation)
 
     def loss(params, xs):
         o, state = module.apply({"params": params}, xs)

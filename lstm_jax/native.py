@@ -1,0 +1,182 @@
+"""implementation="native": the LSTM recurrence as two XLA FFI calls into C++ (`_native_lstm.cc`).
+
+One call runs the whole forward loop over time, one the whole backward loop, each around
+OpenBLAS's gemm (from the `scipy-openblas32` wheel, the `native` extra): per step one
+[B, F + H] x [F + H, 4H] product and the gates fused in one pass; the weight gradient formed after
+blocks of steps as one larger product instead of once per step. The semantics (masks, resets,
+recurrent dropout, direction) are `fused.fused_lstm`'s, float32 and float64.
+
+The C++ is compiled by `pip install` (setup.py, an optional extension: without a compiler the
+install still succeeds). Where the library, the wheel or AVX2/FMA is missing, `recurrence` warns
+once and runs "fused" instead; `unavailable_reason()` says why.
+
+Reproducibility: OpenBLAS picks its kernels by CPU when it loads, and its products round
+differently with 1 and 2 threads (measured: tests/lib/test_native.py). Under the portability pins
+(`LSTM_JAX_PORTABLE`, on by default) the first use therefore pins both, as `portability` pins
+XLA's: the Haswell (AVX2) kernels through `OPENBLAS_CORETYPE` (unless the variable is set) and
+`portability.INTRA_OP_THREADS` threads whatever the core count. The same build then gives the
+same bits on any AVX2 machine. The pipeline's stages keep "fused" (their committed outputs are
+XLA's bits).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+import os
+import warnings
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import portability
+
+_EXTENSION = "lstm_jax._native_lstm"
+_TARGETS = {
+    (kind, dtype): f"lstm_jax_native_{kind}_{dtype}" for kind in ("forward", "backward") for dtype in ("f32", "f64")
+}
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """None when the native kernels are loaded and registered with XLA, else why not (one line).
+    The first call loads them (and pins OpenBLAS's kernels, see the module docstring)."""
+    missing = {"avx2", "fma"} - portability.cpu_flags()
+    if missing:
+        return f"the CPU lacks {sorted(missing)} (the kernels are built for AVX2 and FMA)"
+    spec = importlib.util.find_spec(_EXTENSION)
+    if spec is None or spec.origin is None:
+        return "the C++ extension was not built (pip install needs a C++ compiler; see setup.py)"
+    portable = portability.portable_requested()
+    if portable:
+        os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")  # read when OpenBLAS loads, just below
+    try:
+        import scipy_openblas32
+    except ImportError:
+        return "scipy-openblas32 is not installed (pip install 'lstm-jax[native]')"
+    try:
+        blas = ctypes.CDLL(str(next(iter(_library_files(scipy_openblas32)))))
+        kernels = ctypes.CDLL(spec.origin)
+    except (OSError, StopIteration) as err:
+        return f"loading the native libraries failed: {err}"
+    if portable:
+        blas.scipy_openblas_set_num_threads(portability.INTRA_OP_THREADS)
+    kernels.lstm_native_set_blas(_address(blas.scipy_cblas_sgemm), _address(blas.scipy_cblas_dgemm))
+    for (kind, dtype), name in _TARGETS.items():
+        symbol = getattr(kernels, f"LstmNative{kind.capitalize()}{dtype.upper()}")
+        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
+    _LOADED.extend([blas, kernels])  # keep the handles (and so the libraries) alive
+    return None
+
+
+_LOADED: list = []
+
+
+def _address(function) -> ctypes.c_void_p:
+    """A C function's address, handed to the C++ side as a pointer."""
+    return ctypes.c_void_p(ctypes.cast(function, ctypes.c_void_p).value)
+
+
+def _library_files(wheel_module) -> list[Path]:
+    """The OpenBLAS shared library of the scipy-openblas32 wheel."""
+    return sorted(Path(wheel_module.get_lib_dir()).glob("libscipy_openblas*.so*"))
+
+
+def available() -> bool:
+    return unavailable_reason() is None
+
+
+@functools.cache
+def warn_unavailable() -> None:
+    """Warn (once per process) that "native" runs "fused" here, and why."""
+    warnings.warn(f'implementation="native" runs "fused" here: {unavailable_reason()}', RuntimeWarning, stacklevel=3)
+
+
+def _flags_and_fillers(x, c0, h0, mask, reset, h_keep):
+    """The FFI calls take every input as an array: absent ones become dummies (flagged off)."""
+    steps, batch = x.shape[:2]
+    no_steps = jnp.zeros((steps, batch), jnp.uint8)
+    flags = dict(has_mask=mask is not None, has_reset=reset is not None, has_keep=h_keep is not None)
+    mask = no_steps if mask is None else mask.astype(jnp.uint8)
+    reset = no_steps if reset is None else reset.astype(jnp.uint8)
+    h_keep = jnp.ones_like(h0) if h_keep is None else h_keep.astype(h0.dtype)
+    return flags, mask, reset, h_keep
+
+
+def _dtype_name(dtype) -> str:
+    names = {jnp.dtype(jnp.float32): "f32", jnp.dtype(jnp.float64): "f64"}
+    if jnp.dtype(dtype) not in names:
+        raise ValueError(f'implementation="native": expected float32 or float64 inputs, found {jnp.dtype(dtype)}')
+    return names[jnp.dtype(dtype)]
+
+
+def _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse):
+    """-> (y, c_T, h_T, h_in [T, B, H], gates [T, B, 4H], c_prev [T, B, H])."""
+    steps, batch, features = x.shape
+    hidden, dtype = c0.shape[-1], x.dtype
+    flags, mask, reset, h_keep = _flags_and_fillers(x, c0, h0, mask, reset, h_keep)
+    shapes = [(steps, batch, hidden), (batch, hidden), (batch, hidden)]
+    shapes += [(steps, batch, hidden), (steps, batch, 4 * hidden), (steps, batch, hidden)]
+    call = jax.ffi.ffi_call(
+        _TARGETS["forward", _dtype_name(dtype)], [jax.ShapeDtypeStruct(s, dtype) for s in shapes], vmap_method="sequential"
+    )
+    return call(x, kernel, bias, c0, h0, mask, reset, h_keep, reverse=bool(reverse), **flags)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(8,))
+def _native(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse):
+    y, c, h, *_ = _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse)
+    return (c, h), y
+
+
+def _native_fwd(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse):
+    y, c, h, h_in, gates, c_prev = _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse)
+    return ((c, h), y), (kernel, x, h_in, gates, c_prev, mask, h_keep, reset)
+
+
+def _native_bwd(reverse, residuals, cotangents):
+    kernel, x, h_in, gates, c_prev, mask, h_keep, reset = residuals
+    (dc_last, dh_last), dy = cotangents
+    steps, batch, hidden = dy.shape
+    flags, mask_u8, reset_u8, keep = _flags_and_fillers(x, dc_last, dh_last, mask, reset, h_keep)
+    shapes = [x.shape, kernel.shape, (kernel.shape[-1],), (batch, hidden), (batch, hidden)]
+    call = jax.ffi.ffi_call(
+        _TARGETS["backward", _dtype_name(dy.dtype)],
+        [jax.ShapeDtypeStruct(s, dy.dtype) for s in shapes],
+        vmap_method="sequential",
+    )
+    dx, d_kernel, d_bias, dc0, dh0 = call(
+        kernel, x, h_in, gates, c_prev, mask_u8, reset_u8, keep, dy, dc_last, dh_last, reverse=bool(reverse), **flags
+    )
+    return dx, d_kernel, d_bias, dc0, dh0, None, None, None
+
+
+_native.defvjp(_native_fwd, _native_bwd)
+
+
+def native_lstm(x, kernel_ih, kernel_hh, bias, c0, h0, mask=None, h_keep=None, reverse=False, reset=None):
+    """The LSTM recurrence in C++, with `fused.fused_lstm`'s arguments and results (no batch
+    groups, unroll, mixed precision or zoneout): x float[T, B, F] time-major, kernel_ih
+    float[F, 4H], kernel_hh float[H, 4H], bias float[4H], c0, h0 float[B, H], mask and reset
+    bool[T, B] (reset in scan order), h_keep float[B, H]. Returns ((c_T, h_T), outputs
+    float[T, B, H]). Call only when `available()`."""
+    dtypes = {jnp.dtype(a.dtype) for a in (x, kernel_ih, kernel_hh, bias, c0, h0)}
+    if len(dtypes) != 1:
+        raise ValueError(f'implementation="native": expected one float dtype for inputs and weights, found {dtypes}')
+    kernel = jnp.concatenate([kernel_ih, kernel_hh], axis=0)  # its gradient splits by autodiff
+    return _native(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse)
+
+
+def blas_core() -> str:
+    """The OpenBLAS kernel set in use ("Haswell" under the pin), for benchmark headers."""
+    if not available():
+        return "-"
+    get = _LOADED[0].scipy_openblas_get_corename
+    get.restype = ctypes.c_char_p
+    return get().decode()
+
+
+__all__ = ["available", "blas_core", "native_lstm", "unavailable_reason", "warn_unavailable"]

@@ -1,0 +1,40 @@
+"""Builds the optional C++ kernels of implementation="native" (lstm_jax/_native_lstm.cc).
+
+Everything else about the package is in pyproject.toml. The extension needs a C++17 compiler and
+jaxlib's XLA FFI headers (`jax.ffi.include_dir()`, from the build environment: the Makefile
+installs with --no-build-isolation so that they are the headers of the jaxlib that will run it).
+It is optional: where it cannot be built, the install goes on without it and "native" falls back
+to "fused" with a warning (lstm_jax/native.py).
+"""
+
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+
+def _ffi_include_dir() -> str | None:
+    try:
+        import jaxlib
+    except ImportError:
+        return None
+    include = Path(jaxlib.__file__).parent / "include"
+    return str(include) if (include / "xla" / "ffi" / "api" / "ffi.h").is_file() else None
+
+
+_include = _ffi_include_dir()
+_extensions = []
+if _include is not None:
+    _extensions.append(
+        Extension(
+            "lstm_jax._native_lstm",
+            sources=["lstm_jax/_native_lstm.cc"],
+            include_dirs=[_include],
+            language="c++",
+            # AVX2 + FMA, the ISA the pipeline pins XLA to; no -ffast-math: the same source and
+            # compiler give the same arithmetic. `omp simd` lets the gate loops vectorize.
+            extra_compile_args=["-std=c++17", "-O2", "-mavx2", "-mfma", "-fopenmp-simd", "-Wno-attributes"],
+            optional=True,
+        )
+    )
+
+setup(ext_modules=_extensions)

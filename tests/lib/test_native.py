@@ -1,0 +1,194 @@
+"""implementation="native" (C++ loops around OpenBLAS, lstm_jax/native.py) against autodiff and "fused".
+
+In float64 the native forward and backward equal plain autodiff of `lstm_scan` up to rounding, for
+every combination of mask, recurrent dropout, resets and direction; in float32 the layer matches
+"fused" (the torch reference tests also run "native": tests/lib/test_torch_reference.py). The
+build is checked too: where a C++ compiler exists, `make install` must have built the kernels.
+"""
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstm_jax import LSTM, native
+from lstm_jax.errors import ArgumentError
+from lstm_jax.lstm import LSTMState, recurrence
+
+needs_native = pytest.mark.skipif(not native.available(), reason=f"native kernels: {native.unavailable_reason()}")
+
+
+def test_the_kernels_are_built_where_a_compiler_is():
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler on this machine: the fallback to fused is tested below")
+    assert native.unavailable_reason() is None
+
+
+def _inputs(steps=7, batch=4, hidden=5, features=3, seed=1, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape, scale=1.0):
+        return jnp.asarray(rng.standard_normal(shape) * scale, dtype)
+
+    return dict(
+        args=(
+            normal(steps, batch, features),
+            normal(features, 4 * hidden, scale=0.5),
+            normal(hidden, 4 * hidden, scale=0.5),
+            normal(4 * hidden, scale=0.3),
+            normal(batch, hidden),
+            normal(batch, hidden),
+        ),
+        mask=jnp.asarray(rng.random((steps, batch)) < 0.7),
+        reset=jnp.asarray(rng.random((steps, batch)) < 0.25),
+        keep=jnp.asarray((rng.random((batch, hidden)) < 0.8) / 0.8, dtype),
+        cot=normal(steps, batch, hidden),
+    )
+
+
+def _value_and_grads(implementation, d, mask, keep, reset, reverse):
+    """Loss of the outputs and both parts of the final state, and its gradients w.r.t. all six inputs."""
+
+    def loss(x, kernel_ih, kernel_hh, bias, c0, h0):
+        state, out = recurrence(
+            x, kernel_ih, kernel_hh, bias, LSTMState(c0, h0), mask, h_keep=keep, reset=reset, reverse=reverse,
+            implementation=implementation,
+        )  # fmt: skip
+        return jnp.sum(out * d["cot"]) + jnp.sum(state.c * state.c) + jnp.sum(state.h**3)
+
+    return jax.value_and_grad(loss, argnums=tuple(range(6)))(*d["args"])
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "masked,dropout,resets,reverse", list(itertools.product([False, True], [False, True], [False, True], [False, True]))
+)
+def test_native_value_and_gradients_match_autodiff_in_float64(masked, dropout, resets, reverse):
+    with jax.enable_x64(True):
+        d = _inputs()
+        options = (d["mask"] if masked else None, d["keep"] if dropout else None, d["reset"] if resets else None)
+        got = _value_and_grads("native", d, *options, reverse)
+        want = _value_and_grads("scan", d, *options, reverse)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+@needs_native
+@pytest.mark.parametrize("steps,batch", [(1, 3), (40, 2), (3, 300)])
+def test_weight_gradient_chunks_cover_every_step(steps, batch):
+    """The weight gradient is formed over blocks of ceil(1024 / B) steps: block edges, a partial
+    last block and a single block all have to add up to autodiff's sum over steps."""
+    with jax.enable_x64(True):
+        d = _inputs(steps=steps, batch=batch)
+        for reverse in (False, True):
+            got = _value_and_grads("native", d, d["mask"], None, d["reset"], reverse)
+            want = _value_and_grads("scan", d, d["mask"], None, d["reset"], reverse)
+            for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+                np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+@needs_native
+def test_native_layer_matches_fused_in_float32_with_padding_resets_and_dropout():
+    x = jax.random.normal(jax.random.key(0), (6, 9, 4))
+    lengths = jnp.array([9, 3, 5, 1, 9, 7])
+    reset = jnp.zeros((6, 9), bool).at[1, 4].set(True).at[4, 2].set(True)
+    fused = LSTM(hidden_size=8, num_layers=2, bidirectional=True, recurrent_dropout=0.3)
+    params = fused.init(jax.random.key(1), x)
+
+    def run(layer):
+        def loss(p):
+            out, state = layer.apply(
+                p, x, lengths=lengths, reset=reset, deterministic=False, rngs={"dropout": jax.random.key(2)}
+            )
+            return jnp.sum(jnp.sin(out)) + sum(jnp.sum(s.h) + jnp.sum(s.c) for s in state), (out, state)
+
+        return jax.value_and_grad(loss, has_aux=True)(params)
+
+    got, want = run(fused.clone(implementation="native")), run(fused)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
+
+
+@needs_native
+def test_native_runs_under_jit_and_gives_the_same_bits_twice():
+    d = _inputs(dtype=np.float32)
+    run = jax.jit(lambda *a: _value_and_grads("native", dict(d, args=a), d["mask"], d["keep"], d["reset"], False))
+    first, second = run(*d["args"]), run(*d["args"])
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)):
+        np.testing.assert_array_equal(a, b)
+
+
+_THREADS_PROBE = textwrap.dedent(
+    """
+    import sys, jax, jax.numpy as jnp, numpy as np
+    from lstm_jax import LSTM
+    layer = LSTM(64, implementation="native")
+    x = jax.random.normal(jax.random.key(0), (16, 40, 24))
+    params = layer.init(jax.random.key(1), x)
+    grads = jax.grad(lambda p: jnp.sum(jnp.tanh(layer.apply(p, x)[0])))(params)
+    np.save(sys.argv[1], np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)]))
+    """
+)
+
+
+@needs_native
+def test_the_bits_do_not_depend_on_the_core_count_or_openblas_settings(tmp_path):
+    """Unpinned, OpenBLAS's products differ between 1 and 2 threads; under the pins (native.py)
+    one core, two cores and a user's OPENBLAS_NUM_THREADS all give the same bits."""
+    runs = {
+        "2 cores, pinned": ([], {}),
+        "1 core, pinned": (["taskset", "-c", "0"], {}),
+        "OPENBLAS_NUM_THREADS=1, pinned": ([], {"OPENBLAS_NUM_THREADS": "1"}),
+        "1 thread, unpinned": ([], {"OPENBLAS_NUM_THREADS": "1", "LSTM_JAX_PORTABLE": "0"}),
+    }
+    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
+        del runs["1 core, pinned"]
+    bits = {}
+    for name, (prefix, env) in runs.items():
+        out = tmp_path / f"{len(bits)}.npy"
+        command = [*prefix, sys.executable, "-c", _THREADS_PROBE, str(out)]
+        subprocess.run(command, env={**os.environ, **env}, check=True, timeout=300)
+        bits[name] = np.load(out)
+    for name in runs:
+        if name.endswith(", pinned"):
+            np.testing.assert_array_equal(bits[name], bits["2 cores, pinned"], err_msg=name)
+    if len(os.sched_getaffinity(0)) >= 2:  # the pin is not vacuous: unpinned, 1 thread differs
+        assert not np.array_equal(bits["1 thread, unpinned"], bits["2 cores, pinned"])
+
+
+def test_zoneout_and_mixed_precision_are_clear_errors_on_native():
+    x, kernel_ih, kernel_hh = jnp.zeros((3, 4, 5)), jnp.zeros((5, 8)), jnp.zeros((2, 8))
+    state = LSTMState(jnp.zeros((4, 2)), jnp.zeros((4, 2)))
+    with pytest.raises(ArgumentError, match='zoneout: expected None with implementation="native"'):
+        recurrence(x, kernel_ih, kernel_hh, None, state, zoneout=(0.5, 0.5), implementation="native")
+    with pytest.raises(ArgumentError, match='dtype: expected None with implementation="native"'):
+        recurrence(x, kernel_ih, kernel_hh, None, state, dtype=jnp.bfloat16, implementation="native")
+    with pytest.raises(ArgumentError, match="implementation: expected one of \\('fused', 'scan'\\)"):
+        from lstm_jax.gru import gru_recurrence
+
+        gru_recurrence(x, jnp.zeros((5, 6)), jnp.zeros((2, 6)), None, None, state, implementation="native")
+
+
+def test_without_the_kernels_native_warns_once_and_gives_fused_bits(monkeypatch):
+    monkeypatch.setattr(native, "available", lambda: False)
+    monkeypatch.setattr(native, "unavailable_reason", lambda: "the C++ extension was not built (test)")
+    layer = LSTM(8, implementation="native")
+    x = jax.random.normal(jax.random.key(0), (3, 5, 4))
+    params = layer.init(jax.random.key(1), x)
+    native.warn_unavailable.cache_clear()  # init already ran the layer (and warned)
+    with pytest.warns(RuntimeWarning, match=r'runs "fused" here: the C\+\+ extension was not built'):
+        out, _ = layer.apply(params, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process: the second call is silent
+        again, _ = layer.apply(params, x)
+    native.warn_unavailable.cache_clear()
+    np.testing.assert_array_equal(out, layer.clone(implementation="fused").apply(params, x)[0])
+    np.testing.assert_array_equal(again, out)
