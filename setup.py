@@ -32,7 +32,7 @@ if _include is not None:
             language="c++",
             # AVX2 + FMA, the ISA the pipeline pins XLA to; no -ffast-math: the same source and
             # compiler give the same arithmetic. `omp simd` lets the gate loops vectorize.
-            extra_compile_args=["-std=c++17", "-O2", "-mavx2", "-mfma", "-fopenmp-simd", "-Wno-attributes"],
+            extra_compile_args=["-std=c++17", "-O3", "-mavx2", "-mfma", "-fno-trapping-math", "-fopenmp-simd", "-Wno-attributes"],
             optional=True,
         )
     )
