@@ -135,8 +135,8 @@ void gates_backward(const R* __restrict a, const R* __restrict c_before, const R
 template <ffi::DataType DT>
 ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, ffi::Buffer<DT> c0,
                    ffi::Buffer<DT> h0, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::U8> reset, ffi::Buffer<DT> keep,
-                   bool reverse, bool has_mask, bool has_reset, bool has_keep, ffi::ResultBuffer<DT> y,
-                   ffi::ResultBuffer<DT> c_last, ffi::ResultBuffer<DT> h_last, ffi::ResultBuffer<DT> h_in_seq,
+                   bool reverse, bool has_mask, bool has_reset, bool has_keep, bool save,
+                   ffi::ResultBuffer<DT> y, ffi::ResultBuffer<DT> c_last, ffi::ResultBuffer<DT> h_last, ffi::ResultBuffer<DT> h_in_seq,
                    ffi::ResultBuffer<DT> gates, ffi::ResultBuffer<DT> c_prev) {
   using R = ffi::NativeType<DT>;
   const auto dims = x.dimensions();
@@ -148,17 +148,20 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
   R *HIN = h_in_seq->typed_data(), *A = gates->typed_data(), *CP = c_prev->typed_data();
   std::memcpy(C, c0.typed_data(), sizeof(R) * B * H);  // the running state lives in the outputs
   std::memcpy(Hs, h0.typed_data(), sizeof(R) * B * H);
+  // Without `save` (no backward pass will follow: inference) the three residual outputs are
+  // empty and each step works in a [B, G] scratch, its x_t W_ih a product of its own.
   std::vector<R>& spare = scratch<R>(2);
-  spare.resize(H);
-  if (T > 0 && F > 0) {
+  spare.resize(save ? H : H + B * H + B * G);
+  R* step_h_in = spare.data() + H;
+  R* step_gates = step_h_in + B * H;
+  if (save && T > 0 && F > 0) {
     gemm(false, false, T * B, G, F, X, F, W, G, false, A, G);  // x W_ih, every step at once
-  } else {
+  } else if (save) {
     std::fill(A, A + T * B * G, R(0));
   }
   for (int64_t s = 0; s < T; s++) {
     const int64_t t = reverse ? T - 1 - s : s;
-    R* hin = HIN + t * B * H;
-    R* cp = CP + t * B * H;
+    R* hin = save ? HIN + t * B * H : step_h_in;
     for (int64_t r = 0; r < B; r++) {
       if (has_reset && RS[t * B + r]) {
         std::fill(C + r * H, C + (r + 1) * H, R(0));
@@ -170,9 +173,14 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
       } else {
         std::memcpy(hin + r * H, h, sizeof(R) * H);
       }
-      std::memcpy(cp + r * H, C + r * H, sizeof(R) * H);
     }
-    R* a = A + t * B * G;
+    if (save) std::memcpy(CP + t * B * H, C, sizeof(R) * B * H);
+    R* a = save ? A + t * B * G : step_gates;
+    if (!save && F > 0) {
+      gemm(false, false, B, G, F, X + t * B * F, F, W, G, false, a, G);  // x_t W_ih
+    } else if (!save) {
+      std::fill(a, a + B * G, R(0));
+    }
     gemm(false, false, B, G, H, hin, H, W_hh, G, true, a, G);  // + h_in W_hh
     R* yt = Y + t * B * H;
     for (int64_t r = 0; r < B; r++) {
@@ -277,6 +285,7 @@ constexpr auto BindForward() {
       .template Attr<bool>("has_mask")
       .template Attr<bool>("has_reset")
       .template Attr<bool>("has_keep")
+      .template Attr<bool>("save")  // store the residuals (the last three results; else empty)
       .template Ret<ffi::Buffer<DT>>()  // y [T, B, H]
       .template Ret<ffi::Buffer<DT>>()  // c_T [B, H]
       .template Ret<ffi::Buffer<DT>>()  // h_T [B, H]

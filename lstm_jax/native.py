@@ -113,27 +113,31 @@ def _dtype_name(dtype) -> str:
     return names[jnp.dtype(dtype)]
 
 
-def _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse):
-    """-> (y, c_T, h_T, h_in [T, B, H], gates [T, B, 4H], c_prev [T, B, H])."""
+def _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse, save):
+    """-> (y, c_T, h_T, h_in [T, B, H], gates [T, B, 4H], c_prev [T, B, H]); without `save` (no
+    backward pass follows) the last three are empty and never written."""
     steps, batch, features = x.shape
     hidden, dtype = c0.shape[-1], x.dtype
     flags, mask, reset, h_keep = _flags_and_fillers(x, c0, h0, mask, reset, h_keep)
     shapes = [(steps, batch, hidden), (batch, hidden), (batch, hidden)]
-    shapes += [(steps, batch, hidden), (steps, batch, 4 * hidden), (steps, batch, hidden)]
+    if save:
+        shapes += [(steps, batch, hidden), (steps, batch, 4 * hidden), (steps, batch, hidden)]
+    else:
+        shapes += [(0,)] * 3
     call = jax.ffi.ffi_call(
         _TARGETS["forward", _dtype_name(dtype)], [jax.ShapeDtypeStruct(s, dtype) for s in shapes], vmap_method="sequential"
     )
-    return call(x, kernel, bias, c0, h0, mask, reset, h_keep, reverse=bool(reverse), **flags)
+    return call(x, kernel, bias, c0, h0, mask, reset, h_keep, reverse=bool(reverse), save=save, **flags)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(8,))
 def _native(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse):
-    y, c, h, *_ = _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse)
+    y, c, h, *_ = _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse, save=False)
     return (c, h), y
 
 
 def _native_fwd(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse):
-    y, c, h, h_in, gates, c_prev = _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse)
+    y, c, h, h_in, gates, c_prev = _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse, save=True)
     return ((c, h), y), (kernel, x, h_in, gates, c_prev, mask, h_keep, reset)
 
 

@@ -79,6 +79,15 @@ def test_native_value_and_gradients_match_autodiff_in_float64(masked, dropout, r
         want = _value_and_grads("scan", d, *options, reverse)
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+        # Without a backward pass the forward stores nothing and computes x_t W_ih step by step.
+        mask, keep, reset = options
+        inference = [
+            recurrence(*d["args"][:4], LSTMState(*d["args"][4:]), mask, h_keep=keep, reset=reset, reverse=reverse,
+                       implementation=implementation)
+            for implementation in ("native", "scan")
+        ]  # fmt: skip
+        for g, w in zip(*map(jax.tree.leaves, inference)):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 @needs_native
