@@ -31,8 +31,17 @@ if _include is not None:
             include_dirs=[_include],
             language="c++",
             # AVX2 + FMA, the ISA the pipeline pins XLA to; no -ffast-math: the same source and
-            # compiler give the same arithmetic. `omp simd` lets the gate loops vectorize.
-            extra_compile_args=["-std=c++17", "-O3", "-mavx2", "-mfma", "-fno-trapping-math", "-fopenmp-simd", "-Wno-attributes"],
+            # compiler give the same arithmetic. GCC vectorizes the gate loops only at -O3 with
+            # -fno-trapping-math (which lets a compare become a select; no result bit changes).
+            extra_compile_args=[
+                "-std=c++17",
+                "-O3",
+                "-mavx2",
+                "-mfma",
+                "-fno-trapping-math",
+                "-fopenmp-simd",
+                "-Wno-attributes",
+            ],
             optional=True,
         )
     )

@@ -1,12 +1,14 @@
-"""LSTM speed, side by side in one run: lstm_jax vs flax OptimizedLSTMCell vs torch.nn.LSTM.
+"""LSTM speed, side by side in one run: lstm_jax (fused, and native where its C++ kernels are
+built) vs flax OptimizedLSTMCell vs torch.nn.LSTM.
 
-    python benchmarks/lstm_speed.py            # everything (make bench); ~10 min on 2 CPU cores
+    python benchmarks/lstm_speed.py            # everything (make bench); ~15 min on 2 CPU cores
     python benchmarks/lstm_speed.py --configs a --sections train --steps 20
 
 Sections:
   train       configs (a) (b) (c): median train-step time (forward, backward, Adam) after
               warm-up, tokens/s, achieved GFLOP/s, share of the matmul peak measured in this run,
               ratios to each peer, and compile time cold and from a warm persistent cache;
+              lstm_jax's implementation="native" is a row of its own when it can load;
               every implementation runs in its own fresh process, in 4 alternating rounds;
   kernels     the recurrent matmul alone in XLA, numpy and torch;
   techniques  config (a): what each speed technique buys, one variant at a time;

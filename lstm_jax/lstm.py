@@ -287,7 +287,9 @@ def recurrence(
             if value is not None:
                 raise ArgumentError(f'{name}: expected None with implementation="native", found {value!r}; use "fused"')
         if native.available():
-            (c, h), out = native.native_lstm(x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse, reset)
+            (c, h), out = native.native_lstm(
+                x, kernel_ih, kernel_hh, bias, state.c, state.h, mask, h_keep, reverse, reset
+            )
             return LSTMState(c=c, h=h), out
         native.warn_unavailable()
     (c, h), out = fused_lstm(

@@ -33,8 +33,10 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import portability
+from lstm_jax.errors import ArgumentError
 
 _EXTENSION = "lstm_jax._native_lstm"
+_LOADED: list = []  # the ctypes handles of OpenBLAS and the kernels, kept so they stay loaded
 _TARGETS = {
     (kind, dtype): f"lstm_jax_native_{kind}_{dtype}" for kind in ("forward", "backward") for dtype in ("f32", "f64")
 }
@@ -57,10 +59,12 @@ def unavailable_reason() -> str | None:
         import scipy_openblas32
     except ImportError:
         return "scipy-openblas32 is not installed (pip install 'lstm-jax[native]')"
+    library = sorted(Path(scipy_openblas32.get_lib_dir()).glob("libscipy_openblas*.so*"))
+    if not library:
+        return f"scipy-openblas32 has no shared library in {scipy_openblas32.get_lib_dir()}"
     try:
-        blas = ctypes.CDLL(str(next(iter(_library_files(scipy_openblas32)))))
-        kernels = ctypes.CDLL(spec.origin)
-    except (OSError, StopIteration) as err:
+        blas, kernels = ctypes.CDLL(str(library[0])), ctypes.CDLL(spec.origin)
+    except OSError as err:
         return f"loading the native libraries failed: {err}"
     if portable:
         blas.scipy_openblas_set_num_threads(portability.INTRA_OP_THREADS)
@@ -72,20 +76,13 @@ def unavailable_reason() -> str | None:
     return None
 
 
-_LOADED: list = []
-
-
 def _address(function) -> ctypes.c_void_p:
     """A C function's address, handed to the C++ side as a pointer."""
     return ctypes.c_void_p(ctypes.cast(function, ctypes.c_void_p).value)
 
 
-def _library_files(wheel_module) -> list[Path]:
-    """The OpenBLAS shared library of the scipy-openblas32 wheel."""
-    return sorted(Path(wheel_module.get_lib_dir()).glob("libscipy_openblas*.so*"))
-
-
 def available() -> bool:
+    """Whether "native" runs its own kernels here (loading them on the first call)."""
     return unavailable_reason() is None
 
 
@@ -95,7 +92,7 @@ def warn_unavailable() -> None:
     warnings.warn(f'implementation="native" runs "fused" here: {unavailable_reason()}', RuntimeWarning, stacklevel=3)
 
 
-def _flags_and_fillers(x, c0, h0, mask, reset, h_keep):
+def _flags_and_fillers(x, h0, mask, reset, h_keep):
     """The FFI calls take every input as an array: absent ones become dummies (flagged off)."""
     steps, batch = x.shape[:2]
     no_steps = jnp.zeros((steps, batch), jnp.uint8)
@@ -109,7 +106,7 @@ def _flags_and_fillers(x, c0, h0, mask, reset, h_keep):
 def _dtype_name(dtype) -> str:
     names = {jnp.dtype(jnp.float32): "f32", jnp.dtype(jnp.float64): "f64"}
     if jnp.dtype(dtype) not in names:
-        raise ValueError(f'implementation="native": expected float32 or float64 inputs, found {jnp.dtype(dtype)}')
+        raise ArgumentError(f'implementation="native": expected float32 or float64 inputs, found {jnp.dtype(dtype)}')
     return names[jnp.dtype(dtype)]
 
 
@@ -118,14 +115,16 @@ def _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse, save):
     backward pass follows) the last three are empty and never written."""
     steps, batch, features = x.shape
     hidden, dtype = c0.shape[-1], x.dtype
-    flags, mask, reset, h_keep = _flags_and_fillers(x, c0, h0, mask, reset, h_keep)
+    flags, mask, reset, h_keep = _flags_and_fillers(x, h0, mask, reset, h_keep)
     shapes = [(steps, batch, hidden), (batch, hidden), (batch, hidden)]
     if save:
         shapes += [(steps, batch, hidden), (steps, batch, 4 * hidden), (steps, batch, hidden)]
     else:
         shapes += [(0,)] * 3
     call = jax.ffi.ffi_call(
-        _TARGETS["forward", _dtype_name(dtype)], [jax.ShapeDtypeStruct(s, dtype) for s in shapes], vmap_method="sequential"
+        _TARGETS["forward", _dtype_name(dtype)],
+        [jax.ShapeDtypeStruct(s, dtype) for s in shapes],
+        vmap_method="sequential",
     )
     return call(x, kernel, bias, c0, h0, mask, reset, h_keep, reverse=bool(reverse), save=save, **flags)
 
@@ -145,7 +144,7 @@ def _native_bwd(reverse, residuals, cotangents):
     kernel, x, h_in, gates, c_prev, mask, h_keep, reset = residuals
     (dc_last, dh_last), dy = cotangents
     steps, batch, hidden = dy.shape
-    flags, mask_u8, reset_u8, keep = _flags_and_fillers(x, dc_last, dh_last, mask, reset, h_keep)
+    flags, mask_u8, reset_u8, keep = _flags_and_fillers(x, dh_last, mask, reset, h_keep)
     shapes = [x.shape, kernel.shape, (kernel.shape[-1],), (batch, hidden), (batch, hidden)]
     call = jax.ffi.ffi_call(
         _TARGETS["backward", _dtype_name(dy.dtype)],
@@ -169,7 +168,7 @@ def native_lstm(x, kernel_ih, kernel_hh, bias, c0, h0, mask=None, h_keep=None, r
     float[T, B, H]). Call only when `available()`."""
     dtypes = {jnp.dtype(a.dtype) for a in (x, kernel_ih, kernel_hh, bias, c0, h0)}
     if len(dtypes) != 1:
-        raise ValueError(f'implementation="native": expected one float dtype for inputs and weights, found {dtypes}')
+        raise ArgumentError(f'implementation="native": expected one float dtype for inputs and weights, found {dtypes}')
     kernel = jnp.concatenate([kernel_ih, kernel_hh], axis=0)  # its gradient splits by autodiff
     return _native(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse)
 
