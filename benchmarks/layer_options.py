@@ -3,6 +3,7 @@
     python benchmarks/layer_options.py                     # B=32, T=64, F=32, H=128; ~2-4 min on 2 cores
     python benchmarks/layer_options.py --batch 16 --seq 32 --hidden 64 --repeats 20
     python benchmarks/layer_options.py --only plain --only GRU   # options whose name contains one
+    python benchmarks/layer_options.py --only plain --only native --batch 128 --seq 25 --hidden 512
 
 One line per option: median seconds of a jitted value-and-gradient step (loss: the sum of
 squared outputs, gradients for the parameters and the inputs), after warm-up, and its ratio to
@@ -28,12 +29,15 @@ from lstm_jax.portability import cpu_model
 OPTIONS = {
     "plain (fused, float32)": (LSTM, {}),
     "implementation=scan": (LSTM, {"implementation": "scan"}),
+    "implementation=native": (LSTM, {"implementation": "native"}),
     "reset (5% of steps)": (LSTM, {}),
     "reset, scan": (LSTM, {"implementation": "scan"}),
+    "reset, native": (LSTM, {"implementation": "native"}),
     "dtype=bfloat16": (LSTM, {"dtype": "bfloat16"}),
     "dtype=bfloat16, scan": (LSTM, {"dtype": "bfloat16", "implementation": "scan"}),
     "dtype=float16": (LSTM, {"dtype": "float16"}),
     "recurrent_dropout=0.25": (LSTM, {"recurrent_dropout": 0.25}),
+    "recurrent_dropout=0.25, native": (LSTM, {"recurrent_dropout": 0.25, "implementation": "native"}),
     "weight_drop=0.5": (LSTM, {"weight_drop": 0.5}),
     "weight_drop=0.5, scan": (LSTM, {"weight_drop": 0.5, "implementation": "scan"}),
     "zoneout=(0.5, 0.05) (fused)": (LSTM, {"zoneout": (0.5, 0.05)}),
