@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax import LSTM
+from lstm_jax import LSTM, native
 from lstm_jax.gru import GRU
 from lstm_jax.portability import cpu_model
 
@@ -71,6 +71,9 @@ def main() -> None:
     x = jax.random.normal(jax.random.key(2), (ARGS.batch, ARGS.seq, ARGS.features))
     resets = jax.random.bernoulli(jax.random.key(3), 0.05, (ARGS.batch, ARGS.seq))
     chosen = [n for n in OPTIONS if n == BASE or not ARGS.only or any(s in n for s in ARGS.only)]
+    if not native.available():  # else its rows would silently time "fused" (its fallback)
+        print(f'implementation="native" rows left out: {native.unavailable_reason()}')
+        chosen = [n for n in chosen if "native" not in n]
     steps = {name: make_step(*OPTIONS[name], x, resets if name.startswith("reset") else None) for name in chosen}
     times = {name: [] for name in steps}
     for _ in range(ARGS.warmup):
