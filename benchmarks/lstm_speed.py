@@ -66,7 +66,7 @@ def print_machine() -> None:
         f"jax device: {jax.devices()[0].device_kind} ({jax.default_backend()})"
     )
     print(f"versions: {versions}")
-    status = native.unavailable_reason() or f"OpenBLAS {native.blas_core()} kernels"
+    status = native.unavailable_reason() or f"loaded, a team of {native.team_size()} threads"
     print(f'implementation="native": {status}')
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 

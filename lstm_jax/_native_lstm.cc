@@ -1,22 +1,33 @@
 // implementation="native": one LSTM layer and direction, forward and backward, each as one XLA FFI
-// call that loops over time in C++ around OpenBLAS's sgemm/dgemm (see lstm_jax/native.py).
+// call that loops over time in C++ (see lstm_jax/native.py).
 //
 // Layout: time-major, gate order i, f, g, o, kernel W = [W_ih; W_hh] float[F + H, G = 4H].
 // Semantics are those of lstm_jax/fused.py (masks keep the state and output zeros, a reset zeroes
 // the state before its step, h_keep multiplies h before the matmul; scan order given by `reverse`).
-// As oneDNN's and cuDNN's RNNs do, only the recurrent product stays in the loop:
-// - forward: x W_ih for all steps as one [T*B, F] x [F, G] product into the gates buffer before
-//   the loop; per step h_in W_hh added to it ([B, H] x [H, G]) and the gates fused in one pass;
-// - backward: per step the gate derivatives dz and dh_in = dz W_hh^T ([B, G] x [G, H]); dx,
-//   dW_ih and dW_hh are formed every few steps as products over a block of steps (bounded
-//   scratch, no [T, B, G] buffer besides the stored gates).
 //
-// BLAS comes as function pointers from Python (lstm_native_set_blas), so this library links to
-// nothing but libstdc++ and needs only jaxlib's FFI headers to build.
+// Design (oneDNN's, as torch's CPU LSTM): the weights are packed once per call into panels of
+// NR columns, and one team of threads runs the whole loop, each thread owning a fixed range of
+// hidden units (all four gates of them). Per step and thread:
+// - forward: the products x_t W_ih + h_in W_hh for its units, in registers, then the gates of
+//   those units at once (no [B, G] buffer round trip), then one barrier;
+// - backward: the gate derivatives dz of its units, a barrier, then dh_in = dz W_hh^T for its
+//   units. dx, dW_ih and dW_hh are products over blocks of steps, each thread its own columns.
+// Each output element is summed by one thread in a fixed order, so the bits do not depend on the
+// number of threads (tests/lib/test_native.py). The GEMM micro-kernel is AVX2/FMA (6 rows x 2
+// vectors of accumulators, as BLIS's Haswell kernel), for float32 and float64.
+#include <immintrin.h>
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -25,26 +36,231 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-// cblas_?gemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-using Sgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
-using Dgemm = void (*)(int, int, int, int, int, int, double, const double*, int, const double*, int, double, double*,
-                       int);
-Sgemm sgemm_ptr = nullptr;
-Dgemm dgemm_ptr = nullptr;
-constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+// ---------------------------------------------------------------------------------------------
+// The micro-kernel: tile[MR, NR] += A[MR, K] P[K, NR], NR = two AVX registers (16 floats or
+// 8 doubles), tile row i at tile + i * ldt. A's element (i, k) is at A + i * a_i + k * a_k (so A may be read transposed);
+// P's row k at P + k * p_k (packed panels: p_k = NR). k runs in ascending order.
+inline __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256d load(const double* p) { return _mm256_loadu_pd(p); }
+inline void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+inline void store(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
+inline __m256 broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+inline __m256d broadcast(const double* p) { return _mm256_broadcast_sd(p); }
+inline __m256 fma(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+inline __m256d fma(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
 
-// C[m, n] = A[m, k] B[k, n] (+ C if accumulate), row-major; ta / tb: A / B are stored transposed.
-void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, bool accumulate,
-          float* c, int ldc) {
-  sgemm_ptr(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
-            accumulate ? 1.0f : 0.0f, c, ldc);
-}
-void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb, bool accumulate,
-          double* c, int ldc) {
-  dgemm_ptr(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, m, n, k, 1.0, a, lda, b, ldb,
-            accumulate ? 1.0 : 0.0, c, ldc);
+template <typename R>
+constexpr int64_t kNR = 64 / sizeof(R);  // panel width: 16 floats, 8 doubles
+constexpr int64_t kMR = 6;               // rows per micro-tile
+template <typename R>
+using Vec = decltype(load(static_cast<const R*>(nullptr)));
+
+template <int MR, typename R>
+void micro(int64_t K, const R* __restrict A, int64_t a_i, int64_t a_k, const R* __restrict P, int64_t p_k,
+           R* __restrict tile, int64_t ldt) {
+  constexpr int64_t V = kNR<R> / 2;
+  Vec<R> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+#define LSTM_ROWS(X) X(0, c00, c01) X(1, c10, c11) X(2, c20, c21) X(3, c30, c31) X(4, c40, c41) X(5, c50, c51)
+#define LSTM_LOAD(i, lo, hi)         \
+  if constexpr (MR > i) {            \
+    lo = load(tile + i * ldt);        \
+    hi = load(tile + i * ldt + V);    \
+  }
+  LSTM_ROWS(LSTM_LOAD)
+  const R* a = A;
+  const R* p = P;
+  for (int64_t k = 0; k < K; k++, a += a_k, p += p_k) {
+    const Vec<R> b0 = load(p), b1 = load(p + V);
+#define LSTM_FMA(i, lo, hi)                   \
+  if constexpr (MR > i) {                     \
+    const Vec<R> x = broadcast(a + i * a_i); \
+    lo = fma(x, b0, lo);                      \
+    hi = fma(x, b1, hi);                      \
+  }
+    LSTM_ROWS(LSTM_FMA)
+  }
+#define LSTM_STORE(i, lo, hi)        \
+  if constexpr (MR > i) {            \
+    store(tile + i * ldt, lo);       \
+    store(tile + i * ldt + V, hi);   \
+  }
+  LSTM_ROWS(LSTM_STORE)
+#undef LSTM_ROWS
+#undef LSTM_LOAD
+#undef LSTM_FMA
+#undef LSTM_STORE
 }
 
+// micro for m <= kMR rows.
+template <typename R>
+void micro_rows(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, const R* P, int64_t p_k, R* tile,
+                int64_t ldt) {
+  switch (m) {
+    case 6: return micro<6>(K, A, a_i, a_k, P, p_k, tile, ldt);
+    case 5: return micro<5>(K, A, a_i, a_k, P, p_k, tile, ldt);
+    case 4: return micro<4>(K, A, a_i, a_k, P, p_k, tile, ldt);
+    case 3: return micro<3>(K, A, a_i, a_k, P, p_k, tile, ldt);
+    case 2: return micro<2>(K, A, a_i, a_k, P, p_k, tile, ldt);
+    case 1: return micro<1>(K, A, a_i, a_k, P, p_k, tile, ldt);
+    default: return;
+  }
+}
+
+// dst[0, n) = src[0, n) for n <= NR: a full panel row is two vector moves, not a memmove call.
+template <typename R>
+inline void copy_short(R* __restrict dst, const R* __restrict src, int64_t n) {
+  if (n == kNR<R>) {
+    for (int64_t j = 0; j < kNR<R>; j++) dst[j] = src[j];
+  } else {
+    for (int64_t j = 0; j < n; j++) dst[j] = src[j];
+  }
+}
+
+// Packs columns [c0, c0 + n) of W[K, ldw] (n <= NR) as a panel [K, NR], zero-padded.
+template <typename R>
+void pack_columns(const R* W, int64_t ldw, int64_t K, int64_t c0, int64_t n, R* panel) {
+  for (int64_t k = 0; k < K; k++) {
+    R* row = panel + k * kNR<R>;
+    copy_short(row, W + k * ldw + c0, n);
+    for (int64_t j = n; j < kNR<R>; j++) row[j] = R(0);
+  }
+}
+// Packs rows [r0, r0 + n) of W[rows, K] transposed (W^T's columns) as a panel [K, NR], zero-padded.
+template <typename R>
+void pack_rows(const R* W, int64_t K, int64_t r0, int64_t n, R* panel) {
+  std::fill(panel, panel + K * kNR<R>, R(0));
+  for (int64_t j = 0; j < n; j++) {
+    const R* src = W + (r0 + j) * K;
+    for (int64_t k = 0; k < K; k++) panel[k * kNR<R> + j] = src[k];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The thread team: `threads - 1` workers plus the calling thread run one job at a time; inside a
+// job, `sync()` is a barrier. Workers spin briefly between jobs, then sleep, so that they do not
+// take cores from XLA's own threads between calls. A child process made by fork() has none of
+// the parent's workers: it starts its own at its first call.
+class Team {
+ public:
+  static Team& get() {
+    static Team* team = [] {
+      auto* t = new Team;  // never destroyed: workers may still sleep in it at exit
+      pthread_atfork(nullptr, nullptr, [] { Team::get().forget_workers(); });
+      return t;
+    }();
+    return *team;
+  }
+  void set_threads(int n) {
+    std::lock_guard<std::mutex> lock(call_mutex);
+    stop_workers();
+    threads_ = std::max(1, n);
+  }
+  int threads() const { return threads_; }
+  std::mutex call_mutex;  // one call at a time owns the team (XLA may run two directions at once)
+
+  // Runs job(thread, threads) on every thread of the team; returns when all are done.
+  void run(const std::function<void(int, int)>& job) {
+    while (static_cast<int>(workers_.size()) < threads_ - 1) {
+      const int t = static_cast<int>(workers_.size()) + 1;
+      const int64_t seen = generation_.load(std::memory_order_acquire);  // the job below is news to it
+      workers_.push_back(new std::thread([this, t, seen] { worker(t, seen); }));
+    }
+    job_ = &job;
+    done_.store(0, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    job(0, threads_);
+    while (done_.load(std::memory_order_acquire) != threads_ - 1) _mm_pause();
+  }
+  // The barrier inside a job (sense-reversing, counted per generation).
+  void sync() {
+    const int64_t phase = barrier_phase_.load(std::memory_order_acquire);
+    if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == threads_ - 1) {
+      barrier_count_.store(0, std::memory_order_relaxed);
+      barrier_phase_.store(phase + 1, std::memory_order_release);
+      return;
+    }
+    for (int64_t spins = 0; barrier_phase_.load(std::memory_order_acquire) == phase; spins++) {
+      if (spins < (1 << 16)) {
+        _mm_pause();
+      } else {
+        sched_yield();  // more threads than free cores: let the others run
+      }
+    }
+  }
+ private:
+  void worker(int t, int64_t seen) {
+    while (true) {
+      for (int spins = 0; generation_.load(std::memory_order_acquire) == seen && spins < 20000; spins++) _mm_pause();
+      if (generation_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> lock(sleep_mutex_);
+        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      }
+      seen = generation_.load(std::memory_order_acquire);
+      if (stopping_.load(std::memory_order_acquire)) return;
+      (*job_)(t, threads_);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+  void stop_workers() {
+    if (workers_.empty()) return;
+    stopping_.store(true, std::memory_order_release);
+    {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    for (std::thread* w : workers_) {
+      w->join();
+      delete w;
+    }
+    workers_.clear();
+    stopping_.store(false, std::memory_order_release);
+  }
+  // In a fork()ed child the workers do not exist: drop their handles (leaked, never joined).
+  void forget_workers() { workers_.clear(); }
+
+  int threads_ = 1;
+  std::vector<std::thread*> workers_;
+  const std::function<void(int, int)>* job_ = nullptr;
+  std::atomic<int64_t> generation_{0};
+  std::atomic<int> done_{0};
+  std::atomic<int> barrier_count_{0};
+  std::atomic<int64_t> barrier_phase_{0};
+  std::mutex sleep_mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> stopping_{false};
+};
+
+// [begin, end) of `items` split evenly over `threads`.
+inline std::pair<int64_t, int64_t> share(int64_t items, int t, int threads) {
+  return {items * t / threads, items * (t + 1) / threads};
+}
+
+// Scratch kept between calls (under Team::call_mutex): fresh megabytes per call would be fresh
+// mmap pages faulted in on every call (BENCHMARKS.md).
+template <typename R>
+std::vector<R>& scratch(int which) {
+  static std::vector<R> buffers[4];
+  return buffers[which];
+}
+
+// Per-thread scratch (the team's threads live as long as the process).
+template <typename R>
+std::vector<R>& thread_scratch(int which) {
+  static thread_local std::vector<R> buffers[2];
+  return buffers[which];
+}
+
+// Steps per block of the backward's products over steps: enough rows (T_chunk * B >= 1024) for an efficient matmul.
+int64_t chunk_steps(int64_t batch, int64_t steps) {
+  return std::max<int64_t>(1, std::min<int64_t>(steps, (1024 + batch - 1) / batch));
+}
+
+// ---------------------------------------------------------------------------------------------
 // tanh in float32 as a rational function (a minimax fit on [-7.9, 7.9], where float32 tanh
 // saturates), so that the gate loops vectorize; XLA's CPU tanh is of the same kind. float64 keeps
 // the libm tanh, which the float64 equivalence tests compare against autodiff.
@@ -70,32 +286,23 @@ inline R sigmoid_(R x) {  // as fused.py: one tanh form for all four gates
   return R(0.5) * tanh_(R(0.5) * x) + R(0.5);
 }
 
-// Scratch that lives as long as the thread: the backward's dz chunk and [dx, dh] rows. Fresh
-// buffers of megabytes per call would be fresh mmap pages faulted in on every call (BENCHMARKS.md).
+// The gate loops are written for GCC's vectorizer: one restrict pointer per gate, no branch
+// inside, and -fno-trapping-math (setup.py) so the clamp in tanh_ becomes a select; none of it
+// changes a result bit.
+
+// n units of one row of the forward: z (gate q's pre-activations at z + q * zs) gets the
+// activations; c (in: the previous cell) gets the new cell; h_out the new h. bias: gate q's at
+// bias + q * bs.
 template <typename R>
-std::vector<R>& scratch(int which) {
-  static thread_local std::vector<R> buffers[3];
-  return buffers[which];
-}
-
-// Steps per block of the backward's products over steps: enough rows (T_chunk * B >= 1024) for an efficient matmul.
-int chunk_steps(int batch, int steps) { return std::max(1, std::min(steps, (1024 + batch - 1) / batch)); }
-
-// The loops below are written for GCC's vectorizer: one restrict pointer per gate, no branch
-// inside (masked rows are handled outside them), and -fno-trapping-math (setup.py) so the
-// clamp in tanh_ becomes a select; none of it changes a result bit.
-
-// One row of the forward: z holds the pre-activations [i, f, g, o] (x W_ih + h W_hh) and gets the
-// activations; c (in: the previous cell) gets the new cell; h_out the new h.
-template <typename R>
-void gates_forward(R* __restrict z, const R* __restrict bias, R* __restrict c, R* __restrict h_out, int64_t H) {
+void gates_forward(R* __restrict z, int64_t zs, const R* __restrict bias, int64_t bs, R* __restrict c,
+                   R* __restrict h_out, int64_t n) {
   R* __restrict zi = z;
-  R* __restrict zf = z + H;
-  R* __restrict zg = z + 2 * H;
-  R* __restrict zo = z + 3 * H;
-  const R *bi = bias, *bf = bias + H, *bg = bias + 2 * H, *bo = bias + 3 * H;
+  R* __restrict zf = z + zs;
+  R* __restrict zg = z + 2 * zs;
+  R* __restrict zo = z + 3 * zs;
+  const R *bi = bias, *bf = bias + bs, *bg = bias + 2 * bs, *bo = bias + 3 * bs;
 #pragma omp simd
-  for (int64_t j = 0; j < H; j++) {
+  for (int64_t j = 0; j < n; j++) {
     const R i = sigmoid_(zi[j] + bi[j]), f = sigmoid_(zf[j] + bf[j]);
     const R g = tanh_(zg[j] + bg[j]), o = sigmoid_(zo[j] + bo[j]);
     const R cell = f * c[j] + i * g;
@@ -108,18 +315,19 @@ void gates_forward(R* __restrict z, const R* __restrict bias, R* __restrict c, R
   }
 }
 
-// One row of the backward: from the activations a, the cell before the step and the cotangents
-// of the new h (dh, output's included) and c (dc, updated in place to the previous cell's), dz.
+// n units of one row of the backward (gate q at offset q * H in a and dz): from the activations
+// a, the cell before the step and the cotangents of the new h (dh, output's dy included) and c
+// (dc, updated in place to the previous cell's), dz.
 template <typename R>
 void gates_backward(const R* __restrict a, const R* __restrict c_before, const R* __restrict dh_new,
-                    const R* __restrict dy, R* __restrict dc, R* __restrict dz, int64_t H) {
+                    const R* __restrict dy, R* __restrict dc, R* __restrict dz, int64_t H, int64_t n) {
   const R *ai = a, *af = a + H, *ag = a + 2 * H, *ao = a + 3 * H;
   R* __restrict dzi = dz;
   R* __restrict dzf = dz + H;
   R* __restrict dzg = dz + 2 * H;
   R* __restrict dzo = dz + 3 * H;
 #pragma omp simd
-  for (int64_t j = 0; j < H; j++) {
+  for (int64_t j = 0; j < n; j++) {
     const R i = ai[j], f = af[j], g = ag[j], o = ao[j];
     const R tc = tanh_(f * c_before[j] + i * g);
     const R d_h = dh_new[j] + dy[j];
@@ -132,69 +340,107 @@ void gates_backward(const R* __restrict a, const R* __restrict c_before, const R
   }
 }
 
+// ---------------------------------------------------------------------------------------------
 template <ffi::DataType DT>
 ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, ffi::Buffer<DT> c0,
                    ffi::Buffer<DT> h0, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::U8> reset, ffi::Buffer<DT> keep,
-                   bool reverse, bool has_mask, bool has_reset, bool has_keep, bool save,
-                   ffi::ResultBuffer<DT> y, ffi::ResultBuffer<DT> c_last, ffi::ResultBuffer<DT> h_last, ffi::ResultBuffer<DT> h_in_seq,
+                   bool reverse, bool has_mask, bool has_reset, bool has_keep, bool save, ffi::ResultBuffer<DT> y,
+                   ffi::ResultBuffer<DT> c_last, ffi::ResultBuffer<DT> h_last, ffi::ResultBuffer<DT> h_in_seq,
                    ffi::ResultBuffer<DT> gates, ffi::ResultBuffer<DT> c_prev) {
   using R = ffi::NativeType<DT>;
+  constexpr int64_t NR = kNR<R>;
   const auto dims = x.dimensions();
   const int64_t T = dims[0], B = dims[1], F = dims[2], H = c0.dimensions()[1], G = 4 * H;
   const R *X = x.typed_data(), *W = w.typed_data(), *bb = bias.typed_data(), *KP = keep.typed_data();
-  const R* W_hh = W + F * G;
   const uint8_t *M = mask.typed_data(), *RS = reset.typed_data();
   R *Y = y->typed_data(), *C = c_last->typed_data(), *Hs = h_last->typed_data();
   R *HIN = h_in_seq->typed_data(), *A = gates->typed_data(), *CP = c_prev->typed_data();
   std::memcpy(C, c0.typed_data(), sizeof(R) * B * H);  // the running state lives in the outputs
   std::memcpy(Hs, h0.typed_data(), sizeof(R) * B * H);
-  // Without `save` (no backward pass will follow: inference) the three residual outputs are
-  // empty and each step works in a [B, G] scratch, its x_t W_ih a product of its own.
-  std::vector<R>& spare = scratch<R>(2);
-  spare.resize(save ? H : H + B * H + B * G);
-  R* step_h_in = spare.data() + H;
-  R* step_gates = step_h_in + B * H;
-  if (save && T > 0 && F > 0) {
-    gemm(false, false, T * B, G, F, X, F, W, G, false, A, G);  // x W_ih, every step at once
-  } else if (save) {
-    std::fill(A, A + T * B * G, R(0));
-  }
-  for (int64_t s = 0; s < T; s++) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    R* hin = save ? HIN + t * B * H : step_h_in;
-    for (int64_t r = 0; r < B; r++) {
-      if (has_reset && RS[t * B + r]) {
-        std::fill(C + r * H, C + (r + 1) * H, R(0));
-        std::fill(Hs + r * H, Hs + (r + 1) * H, R(0));
-      }
-      const R* h = Hs + r * H;
-      if (has_keep) {
-        for (int64_t j = 0; j < H; j++) hin[r * H + j] = h[j] * KP[r * H + j];
-      } else {
-        std::memcpy(hin + r * H, h, sizeof(R) * H);
-      }
+  if (T == 0 || B == 0 || H == 0) return ffi::Error::Success();
+
+  Team& team = Team::get();
+  std::lock_guard<std::mutex> lock(team.call_mutex);
+  // Units come in chunks of NR; chunk u's four gate panels (i, f, g, o), each [F + H, NR], lie
+  // together in `packed`. Without `save` (inference) h_in alternates between two scratch rows.
+  const int64_t chunks = (H + NR - 1) / NR, K = F + H;
+  std::vector<R>& packed = scratch<R>(0);
+  std::vector<R>& h_in = scratch<R>(1);
+  packed.resize(chunks * 4 * K * NR);
+  h_in.resize(save ? 0 : 2 * B * H);
+  std::function<void(int, int)> job = [&](int t_id, int threads) {
+    const auto [u_begin, u_end] = share(chunks, t_id, threads);
+    const int64_t j_begin = u_begin * NR, j_end = std::min(H, u_end * NR);
+    if (save) {  // fault in this thread's slice of the residuals' fresh pages in one sweep, not
+                 // page by page from both threads inside the loop (each row is shared by all threads)
+      const auto [row_begin, row_end] = share(T * B, t_id, threads);
+      std::fill(A + row_begin * G, A + row_end * G, R(0));
+      std::fill(HIN + row_begin * H, HIN + row_end * H, R(0));
+      std::fill(CP + row_begin * H, CP + row_end * H, R(0));
+      team.sync();  // before any thread writes its columns of these rows
     }
-    if (save) std::memcpy(CP + t * B * H, C, sizeof(R) * B * H);
-    R* a = save ? A + t * B * G : step_gates;
-    if (!save && F > 0) {
-      gemm(false, false, B, G, F, X + t * B * F, F, W, G, false, a, G);  // x_t W_ih
-    } else if (!save) {
-      std::fill(a, a + B * G, R(0));
-    }
-    gemm(false, false, B, G, H, hin, H, W_hh, G, true, a, G);  // + h_in W_hh
-    R* yt = Y + t * B * H;
-    for (int64_t r = 0; r < B; r++) {
-      if (!has_mask || M[t * B + r]) {
-        gates_forward(a + r * G, bb, C + r * H, yt + r * H, H);
-        std::memcpy(Hs + r * H, yt + r * H, sizeof(R) * H);
-      } else {  // a masked step keeps the state (its gates are still stored) and outputs zeros
-        R* cell = spare.data();
-        std::memcpy(cell, C + r * H, sizeof(R) * H);
-        gates_forward(a + r * G, bb, cell, yt + r * H, H);
-        std::fill(yt + r * H, yt + (r + 1) * H, R(0));
+    for (int64_t u = u_begin; u < u_end; u++) {
+      for (int q = 0; q < 4; q++) {
+        pack_columns(W, G, K, q * H + u * NR, std::min(NR, H - u * NR), packed.data() + (u * 4 + q) * K * NR);
       }
     }
-  }
+    alignas(64) R tile[kMR * 4 * NR];
+    alignas(64) R cell[NR];
+    for (int64_t s = 0; s < T; s++) {
+      const int64_t t = reverse ? T - 1 - s : s;
+      R* hin = save ? HIN + t * B * H : h_in.data() + (s % 2) * B * H;
+      // This thread's units of h_in (reset and recurrent dropout applied) and the cell before the step.
+      for (int64_t r = 0; r < B; r++) {
+        R* hr = Hs + r * H;
+        R* cr = C + r * H;
+        if (has_reset && RS[t * B + r]) {
+          std::fill(cr + j_begin, cr + j_end, R(0));
+          std::fill(hr + j_begin, hr + j_end, R(0));
+        }
+        R* dst = hin + r * H;
+        if (has_keep) {
+          const R* kr = KP + r * H;
+          for (int64_t j = j_begin; j < j_end; j++) dst[j] = hr[j] * kr[j];
+        } else {
+          std::copy(hr + j_begin, hr + j_end, dst + j_begin);
+        }
+        if (save) std::copy(cr + j_begin, cr + j_end, CP + (t * B + r) * H + j_begin);
+      }
+      team.sync();  // every thread reads all of h_in
+      const R* xt = X + t * B * F;
+      for (int64_t u = u_begin; u < u_end; u++) {
+        const int64_t j0 = u * NR, n = std::min(NR, H - j0);
+        const R* pu = packed.data() + u * 4 * K * NR;
+        for (int64_t r0 = 0; r0 < B; r0 += kMR) {
+          const int64_t m = std::min(kMR, B - r0);
+          std::fill(tile, tile + kMR * 4 * NR, R(0));
+          for (int q = 0; q < 4; q++) {  // tile row i, gate q: tile + (i * 4 + q) * NR
+            const R* pq = pu + q * K * NR;
+            if (F > 0) micro_rows(m, F, xt + r0 * F, F, 1, pq, NR, tile + q * NR, 4 * NR);  // x_t W_ih
+            micro_rows(m, H, hin + r0 * H, H, 1, pq + F * NR, NR, tile + q * NR, 4 * NR);  // + h_in W_hh
+          }
+          for (int64_t i = 0; i < m; i++) {
+            const int64_t r = r0 + i;
+            R* z = tile + i * 4 * NR;
+            R* yr = Y + (t * B + r) * H + j0;
+            if (!has_mask || M[t * B + r]) {
+              gates_forward(z, NR, bb + j0, H, C + r * H + j0, yr, n);
+              copy_short(Hs + r * H + j0, yr, n);
+            } else {  // a masked step keeps the state (its gates are still stored) and outputs zeros
+              copy_short(cell, C + r * H + j0, n);
+              gates_forward(z, NR, bb + j0, H, cell, yr, n);
+              std::fill(yr, yr + n, R(0));
+            }
+            if (save) {
+              R* ar = A + (t * B + r) * G + j0;
+              for (int q = 0; q < 4; q++) copy_short(ar + q * H, z + q * NR, n);
+            }
+          }
+        }
+      }
+    }
+  };
+  team.run(job);
   return ffi::Error::Success();
 }
 
@@ -206,6 +452,7 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
                     ffi::ResultBuffer<DT> dw, ffi::ResultBuffer<DT> db, ffi::ResultBuffer<DT> dc0,
                     ffi::ResultBuffer<DT> dh0) {
   using R = ffi::NativeType<DT>;
+  constexpr int64_t NR = kNR<R>;
   const auto dims = dy.dimensions();
   const int64_t T = dims[0], B = dims[1], H = dims[2], G = 4 * H, F = w.dimensions()[0] - H;
   const R *W = w.typed_data(), *X = x.typed_data(), *HIN = h_in_seq.typed_data();
@@ -218,55 +465,123 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
   std::memcpy(DH, dh_last.typed_data(), sizeof(R) * B * H);
   std::fill(DB, DB + G, R(0));
   std::fill(DW, DW + (F + H) * G, R(0));
-  const int64_t chunk = chunk_steps(B, T);
-  std::vector<R>& dz_chunk = scratch<R>(0);
-  std::vector<R>& dh_in = scratch<R>(1);
-  dz_chunk.resize(chunk * B * G);
-  dh_in.resize(B * H);
-  // Steps in the reverse of the forward's order; a chunk holds consecutive t (ascending in memory).
-  for (int64_t s = T - 1; s >= 0; s--) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    const int64_t t_low = t - t % chunk;  // chunks are fixed blocks of t, whatever the direction
-    R* dz = dz_chunk.data() + (t - t_low) * B * G;
-    const R* a = A + t * B * G;
-    const R* cp = CP + t * B * H;
-    const R* dyt = DY + t * B * H;
-    for (int64_t r = 0; r < B; r++) {
-      if (!has_mask || M[t * B + r]) {
-        gates_backward(a + r * G, cp + r * H, DH + r * H, dyt + r * H, DC + r * H, dz + r * G, H);
-      } else {  // a masked step passes (dh, dc) straight on: nothing reaches its gates
-        std::fill(dz + r * G, dz + (r + 1) * G, R(0));
-      }
-      const R* dzr = dz + r * G;
-#pragma omp simd
-      for (int64_t j = 0; j < G; j++) DB[j] += dzr[j];
-    }
-    gemm(false, true, B, H, G, dz, G, W_hh, G, false, dh_in.data(), H);  // dh_in = dz W_hh^T
-    for (int64_t r = 0; r < B; r++) {
-      R* dhr = DH + r * H;
-      const R* row = dh_in.data() + r * H;
-      if (!has_mask || M[t * B + r]) {
-        if (has_keep) {
-          for (int64_t j = 0; j < H; j++) dhr[j] = row[j] * KP[r * H + j];
-        } else {
-          std::memcpy(dhr, row, sizeof(R) * H);
+  if (T == 0 || B == 0 || H == 0) {
+    std::fill(DX, DX + T * B * F, R(0));
+    return ffi::Error::Success();
+  }
+
+  Team& team = Team::get();
+  std::lock_guard<std::mutex> lock(team.call_mutex);
+  // Panels: W_hh^T for chunk u of the units ([G, NR] each), then W_ih^T for chunk f of the
+  // features (dx = dz W_ih^T). dz: two blocks of `chunk` steps, alternating (a thread may start
+  // the next block while another still reads this one), padded for the panel loads past the end.
+  const int64_t chunks = (H + NR - 1) / NR, f_chunks = (F + NR - 1) / NR, chunk = chunk_steps(B, T);
+  std::vector<R>& packed = scratch<R>(2);
+  std::vector<R>& dz_blocks = scratch<R>(3);
+  packed.resize((chunks + f_chunks) * G * NR);
+  dz_blocks.resize(2 * chunk * B * G + NR);
+  R* const packed_ih = packed.data() + chunks * G * NR;
+  std::function<void(int, int)> job = [&](int t_id, int threads) {
+    const auto [u_begin, u_end] = share(chunks, t_id, threads);
+    const auto [f_begin, f_end] = share(f_chunks, t_id, threads);
+    const int64_t j_begin = u_begin * NR, j_end = std::min(H, u_end * NR), n_own = j_end - j_begin;
+    for (int64_t u = u_begin; u < u_end; u++) pack_rows(W_hh, G, u * NR, std::min(NR, H - u * NR), packed.data() + u * G * NR);
+    for (int64_t f = f_begin; f < f_end; f++) pack_rows(W, G, f * NR, std::min(NR, F - f * NR), packed_ih + f * G * NR);
+    alignas(64) R tile[kMR * NR];
+    // dW[k_rows rows, this thread's columns] += a^T dz over the block's rows, a's element (row,
+    // k) at a + row * lda + k. Both operands are packed first (a^T in micro-panels of kMR rows,
+    // dz's columns in panels of NR): read in place, their rows lie G or lda apart and would
+    // thrash the cache. k runs in blocks of kKC rows so that a panel's piece stays in L1.
+    auto weight_gradient = [&](const R* a, int64_t lda, int64_t k_rows, R* dw_rows, const R* dzb, int64_t rows) {
+      constexpr int64_t kKC = 256;
+      const int64_t k_blocks = (k_rows + kMR - 1) / kMR;
+      std::vector<R>& b_packed = thread_scratch<R>(1);
+      b_packed.resize(rows * NR);
+      for (int64_t u = u_begin; u < u_end; u++) {
+        const int64_t n = std::min(NR, H - u * NR);
+        for (int q = 0; q < 4; q++) {
+          const int64_t c0 = q * H + u * NR;
+          pack_columns(dzb, G, rows, c0, n, b_packed.data());
+          for (int64_t r0 = 0; r0 < rows; r0 += kKC) {
+            const int64_t kc = std::min(kKC, rows - r0);
+            for (int64_t kb = 0; kb < k_blocks; kb++) {
+              const int64_t k0 = kb * kMR, m = std::min(kMR, k_rows - k0);
+              for (int64_t i = 0; i < m; i++) {
+                copy_short(tile + i * NR, dw_rows + (k0 + i) * G + c0, n);
+                std::fill(tile + i * NR + n, tile + (i + 1) * NR, R(0));
+              }
+              micro_rows(m, kc, a + r0 * lda + k0, 1, lda, b_packed.data() + r0 * NR, NR, tile, NR);
+              for (int64_t i = 0; i < m; i++) copy_short(dw_rows + (k0 + i) * G + c0, tile + i * NR, n);
+            }
+          }
         }
       }
-      if (has_reset && RS[t * B + r]) {  // the state this step saw was zero: nothing flows before it
-        std::fill(dhr, dhr + H, R(0));
-        std::fill(DC + r * H, DC + (r + 1) * H, R(0));
+    };
+    // Steps in the reverse of the forward's order; a block holds consecutive t (ascending in memory).
+    for (int64_t s = T - 1; s >= 0; s--) {
+      const int64_t t = reverse ? T - 1 - s : s;
+      const int64_t t_low = t - t % chunk;  // blocks are fixed ranges of t, whatever the direction
+      R* dzb = dz_blocks.data() + ((t / chunk) % 2) * chunk * B * G;
+      R* dz = dzb + (t - t_low) * B * G;
+      for (int64_t r = 0; r < B; r++) {
+        R* dzr = dz + r * G + j_begin;
+        if (!has_mask || M[t * B + r]) {
+          gates_backward(A + (t * B + r) * G + j_begin, CP + (t * B + r) * H + j_begin, DH + r * H + j_begin,
+                         DY + (t * B + r) * H + j_begin, DC + r * H + j_begin, dzr, H, n_own);
+        } else {  // a masked step passes (dh, dc) straight on: nothing reaches its gates
+          for (int q = 0; q < 4; q++) std::fill(dzr + q * H, dzr + q * H + n_own, R(0));
+        }
+        for (int q = 0; q < 4; q++) {
+          R* dbq = DB + q * H + j_begin;
+          const R* dzq = dzr + q * H;
+#pragma omp simd
+          for (int64_t j = 0; j < n_own; j++) dbq[j] += dzq[j];
+        }
       }
-    }
-    const int64_t t_high = std::min(T - 1, t_low + chunk - 1);
-    if (t == (reverse ? t_high : t_low)) {  // the block is complete: its products over all its steps
+      team.sync();  // every thread reads all of dz
+      for (int64_t u = u_begin; u < u_end; u++) {  // dh_in = dz W_hh^T, this thread's units
+        const int64_t j0 = u * NR, n = std::min(NR, H - j0);
+        for (int64_t r0 = 0; r0 < B; r0 += kMR) {
+          const int64_t m = std::min(kMR, B - r0);
+          std::fill(tile, tile + kMR * NR, R(0));
+          micro_rows(m, G, dz + r0 * G, G, 1, packed.data() + u * G * NR, NR, tile, NR);
+          for (int64_t i = 0; i < m; i++) {
+            const int64_t r = r0 + i;
+            R* dhr = DH + r * H + j0;
+            if (!has_mask || M[t * B + r]) {
+              if (has_keep) {
+                for (int64_t j = 0; j < n; j++) dhr[j] = tile[i * NR + j] * KP[r * H + j0 + j];
+              } else {
+                copy_short(dhr, tile + i * NR, n);
+              }
+            }
+            if (has_reset && RS[t * B + r]) {  // the state this step saw was zero: nothing flows before it
+              std::fill(dhr, dhr + n, R(0));
+              std::fill(DC + r * H + j0, DC + r * H + j0 + n, R(0));
+            }
+          }
+        }
+      }
+      const int64_t t_high = std::min(T - 1, t_low + chunk - 1);
+      if (t != (reverse ? t_high : t_low)) continue;
+      // The block is complete (the sync above came after every thread's dz of its last step).
       const int64_t rows = (t_high - t_low + 1) * B;
-      if (F > 0) {
-        gemm(false, true, rows, F, G, dz_chunk.data(), G, W, G, false, DX + t_low * B * F, F);  // dx = dz W_ih^T
-        gemm(true, false, F, G, rows, X + t_low * B * F, F, dz_chunk.data(), G, true, DW, G);  // dW_ih += x^T dz
+      for (int64_t f = f_begin; f < f_end; f++) {  // dx = dz W_ih^T, this thread's features
+        const int64_t n = std::min(NR, F - f * NR);
+        for (int64_t r0 = 0; r0 < rows; r0 += kMR) {
+          const int64_t m = std::min(kMR, rows - r0);
+          std::fill(tile, tile + kMR * NR, R(0));
+          micro_rows(m, G, dzb + r0 * G, G, 1, packed_ih + f * G * NR, NR, tile, NR);
+          for (int64_t i = 0; i < m; i++) {
+            copy_short(DX + (t_low * B + r0 + i) * F + f * NR, tile + i * NR, n);
+          }
+        }
       }
-      gemm(true, false, H, G, rows, HIN + t_low * B * H, H, dz_chunk.data(), G, true, DW + F * G, G);  // dW_hh
+      if (F > 0) weight_gradient(X + t_low * B * F, F, F, DW, dzb, rows);  // dW_ih += x^T dz
+      weight_gradient(HIN + t_low * B * H, H, H, DW + F * G, dzb, rows);  // dW_hh += h_in^T dz
     }
-  }
+  };
+  team.run(job);
   return ffi::Error::Success();
 }
 
@@ -326,7 +641,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LstmNativeForwardF64, Forward<ffi::F64>, BindForwa
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LstmNativeBackwardF32, Backward<ffi::F32>, BindBackward<ffi::F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LstmNativeBackwardF64, Backward<ffi::F64>, BindBackward<ffi::F64>());
 
-extern "C" __attribute__((visibility("default"))) void lstm_native_set_blas(void* sgemm, void* dgemm) {
-  sgemm_ptr = reinterpret_cast<Sgemm>(sgemm);
-  dgemm_ptr = reinterpret_cast<Dgemm>(dgemm);
+// The team's size (from lstm_jax/native.py). The results do not depend on it.
+extern "C" __attribute__((visibility("default"))) void lstm_native_set_threads(int threads) {
+  Team::get().set_threads(threads);
 }
+extern "C" __attribute__((visibility("default"))) int lstm_native_threads() { return Team::get().threads(); }

@@ -1,22 +1,22 @@
 """implementation="native": the LSTM recurrence as two XLA FFI calls into C++ (`_native_lstm.cc`).
 
-One call runs the whole forward loop over time, one the whole backward loop, each around
-OpenBLAS's gemm (from the `scipy-openblas32` wheel, the `native` extra): per step one
-[B, F + H] x [F + H, 4H] product and the gates fused in one pass; the weight gradient formed after
-blocks of steps as one larger product instead of once per step. The semantics (masks, resets,
-recurrent dropout, direction) are `fused.fused_lstm`'s, float32 and float64.
+One call runs the whole forward loop over time, one the whole backward loop. Inside, as in
+oneDNN's RNN (torch's CPU LSTM): the weights are packed once per call; a team of threads runs the
+loop, each thread owning a range of hidden units, with one barrier per step; per step the
+products x_t W_ih + h W_hh of a thread's units stay in registers and their gates are formed at
+once; the weight gradient is formed after blocks of steps as one larger product instead of once
+per step. The GEMM is its own AVX2/FMA micro-kernel: nothing but libstdc++ is linked. The
+semantics (masks, resets, recurrent dropout, direction) are `fused.fused_lstm`'s, float32 and
+float64.
 
 The C++ is compiled by `pip install` (setup.py, an optional extension: without a compiler the
-install still succeeds). Where the library, the wheel or AVX2/FMA is missing, `recurrence` warns
-once and runs "fused" instead; `unavailable_reason()` says why.
+install still succeeds). Where the library or AVX2/FMA is missing, `recurrence` warns once and
+runs "fused" instead; `unavailable_reason()` says why.
 
-Reproducibility: OpenBLAS picks its kernels by CPU when it loads, and its products round
-differently with 1 and 2 threads (measured: tests/lib/test_native.py). Under the portability pins
-(`LSTM_JAX_PORTABLE`, on by default) the first use therefore pins both, as `portability` pins
-XLA's: the Haswell (AVX2) kernels through `OPENBLAS_CORETYPE` (unless the variable is set) and
-`portability.INTRA_OP_THREADS` threads whatever the core count. The same build then gives the
-same bits on any AVX2 machine. The pipeline's stages keep "fused" (their committed outputs are
-XLA's bits).
+Reproducibility: every output element is summed by one thread in a fixed order, so the bits do
+not depend on the team's size (`LSTM_JAX_NATIVE_THREADS`, default: the usable cores, at most
+`MAX_THREADS`) nor on the CPU, given the same build (tests/lib/test_native.py). The pipeline's
+stages keep "fused" (their committed outputs are XLA's bits).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import importlib.util
 import os
 import warnings
 from functools import partial
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +35,9 @@ from lstm_jax import portability
 from lstm_jax.errors import ArgumentError
 
 _EXTENSION = "lstm_jax._native_lstm"
-_LOADED: list = []  # the ctypes handles of OpenBLAS and the kernels, kept so they stay loaded
+_LOADED: list = []  # the kernels' ctypes handle, kept so the library stays loaded
+THREADS_ENV = "LSTM_JAX_NATIVE_THREADS"
+MAX_THREADS = 8  # a step of the recurrence is too short to share among many more threads
 _TARGETS = {
     (kind, dtype): f"lstm_jax_native_{kind}_{dtype}" for kind in ("forward", "backward") for dtype in ("f32", "f64")
 }
@@ -45,40 +46,40 @@ _TARGETS = {
 @functools.cache
 def unavailable_reason() -> str | None:
     """None when the native kernels are loaded and registered with XLA, else why not (one line).
-    The first call loads them (and pins OpenBLAS's kernels, see the module docstring)."""
+    The first call loads them and starts their threads (`team_size()`)."""
     missing = {"avx2", "fma"} - portability.cpu_flags()
     if missing:
         return f"the CPU lacks {sorted(missing)} (the kernels are built for AVX2 and FMA)"
     spec = importlib.util.find_spec(_EXTENSION)
     if spec is None or spec.origin is None:
         return "the C++ extension was not built (pip install needs a C++ compiler; see setup.py)"
-    portable = portability.portable_requested()
-    if portable:
-        os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")  # read when OpenBLAS loads, just below
+    threads = _threads_wanted()
     try:
-        import scipy_openblas32
-    except ImportError:
-        return "scipy-openblas32 is not installed (pip install 'lstm-jax[native]')"
-    library = sorted(Path(scipy_openblas32.get_lib_dir()).glob("libscipy_openblas*.so*"))
-    if not library:
-        return f"scipy-openblas32 has no shared library in {scipy_openblas32.get_lib_dir()}"
-    try:
-        blas, kernels = ctypes.CDLL(str(library[0])), ctypes.CDLL(spec.origin)
+        kernels = ctypes.CDLL(spec.origin)
     except OSError as err:
-        return f"loading the native libraries failed: {err}"
-    if portable:
-        blas.scipy_openblas_set_num_threads(portability.INTRA_OP_THREADS)
-    kernels.lstm_native_set_blas(_address(blas.scipy_cblas_sgemm), _address(blas.scipy_cblas_dgemm))
+        return f"loading the native kernels failed: {err}"
+    kernels.lstm_native_set_threads(threads)
     for (kind, dtype), name in _TARGETS.items():
         symbol = getattr(kernels, f"LstmNative{kind.capitalize()}{dtype.upper()}")
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
-    _LOADED.extend([blas, kernels])  # keep the handles (and so the libraries) alive
+    _LOADED.append(kernels)
     return None
 
 
-def _address(function) -> ctypes.c_void_p:
-    """A C function's address, handed to the C++ side as a pointer."""
-    return ctypes.c_void_p(ctypes.cast(function, ctypes.c_void_p).value)
+def _threads_wanted() -> int:
+    """The team's size: `LSTM_JAX_NATIVE_THREADS`, else the cores this process may use (at most
+    `MAX_THREADS`). It changes the speed, never a result bit."""
+    value = os.environ.get(THREADS_ENV)
+    if value is None:
+        return max(1, min(MAX_THREADS, len(os.sched_getaffinity(0))))
+    if not value.isdigit() or int(value) < 1:
+        raise ArgumentError(f"{THREADS_ENV}: expected a whole number of threads >= 1, found {value!r}")
+    return int(value)
+
+
+def team_size() -> int:
+    """The number of threads the native kernels run on (0 where they are unavailable)."""
+    return _LOADED[0].lstm_native_threads() if available() else 0
 
 
 def available() -> bool:
@@ -173,13 +174,4 @@ def native_lstm(x, kernel_ih, kernel_hh, bias, c0, h0, mask=None, h_keep=None, r
     return _native(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse)
 
 
-def blas_core() -> str:
-    """The OpenBLAS kernel set in use ("Haswell" under the pin), for benchmark headers."""
-    if not available():
-        return "-"
-    get = _LOADED[0].scipy_openblas_get_corename
-    get.restype = ctypes.c_char_p
-    return get().decode()
-
-
-__all__ = ["available", "blas_core", "native_lstm", "unavailable_reason", "warn_unavailable"]
+__all__ = ["available", "native_lstm", "team_size", "unavailable_reason", "warn_unavailable"]

@@ -101,9 +101,8 @@ def test_nothing_in_the_library_imports_the_pipeline_or_its_tools():
         "platform",  # portability: the machine a run was on (standard library)
         "shlex",  # portability: XLA_FLAGS as XLA splits them
         "importlib",  # portability: installed versions (importlib.metadata)
-        "ctypes",  # native: loads the C++ kernels and OpenBLAS (standard library)
+        "ctypes",  # native: loads the C++ kernels (standard library)
         "warnings",  # native: falls back to fused with a warning (standard library)
-        "scipy_openblas32",  # native only, imported inside it (the `native` extra)
     }  # tqdm: optional, inside a try
     for path in sorted(LIBRARY.glob("*.py")):
         extra = _imports(path) - allowed

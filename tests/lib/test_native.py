@@ -138,39 +138,49 @@ def test_native_runs_under_jit_and_gives_the_same_bits_twice():
 _THREADS_PROBE = textwrap.dedent(
     """
     import sys, jax, jax.numpy as jnp, numpy as np
-    from lstm_jax import LSTM
-    layer = LSTM(64, implementation="native")
-    x = jax.random.normal(jax.random.key(0), (16, 40, 24))
+    from lstm_jax import LSTM, native
+    # 50 units (a partial panel of 16), 24 features (one of 16 and a partial one), 13 rows (row
+    # tiles of 6, 6 and 1), 100 steps (blocks of 79 and 21 steps in the weight gradient).
+    layer = LSTM(50, implementation="native")
+    x = jax.random.normal(jax.random.key(0), (13, 100, 24))
     params = layer.init(jax.random.key(1), x)
     grads = jax.grad(lambda p: jnp.sum(jnp.tanh(layer.apply(p, x)[0])))(params)
     np.save(sys.argv[1], np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)]))
+    print(native.team_size())
     """
 )
 
 
 @needs_native
-def test_the_bits_do_not_depend_on_the_core_count_or_openblas_settings(tmp_path):
-    """Unpinned, OpenBLAS's products differ between 1 and 2 threads; under the pins (native.py)
-    one core, two cores and a user's OPENBLAS_NUM_THREADS all give the same bits."""
-    runs = {
-        "2 cores, pinned": ([], {}),
-        "1 core, pinned": (["taskset", "-c", "0"], {}),
-        "OPENBLAS_NUM_THREADS=1, pinned": ([], {"OPENBLAS_NUM_THREADS": "1"}),
-        "1 thread, unpinned": ([], {"OPENBLAS_NUM_THREADS": "1", "LSTM_JAX_PORTABLE": "0"}),
-    }
-    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
-        del runs["1 core, pinned"]
-    bits = {}
-    for name, (prefix, env) in runs.items():
+def test_the_bits_do_not_depend_on_the_number_of_threads_or_cores(tmp_path):
+    """Each output element is summed by one thread in a fixed order: teams of 1, 2, 3 and 5
+    threads (5: more threads than the 4 panels of units, one thread idle) and a one-core run
+    give the same bits. Each run reports the team it had, so the comparison is not vacuous."""
+    runs = {"1 thread": ([], "1"), "2 threads": ([], "2"), "3 threads": ([], "3"), "5 threads": ([], "5")}
+    if shutil.which("taskset") is not None:
+        runs["1 core, default team"] = (["taskset", "-c", "0"], None)
+    bits, teams = {}, {}
+    for name, (prefix, threads) in runs.items():
         out = tmp_path / f"{len(bits)}.npy"
+        env = {k: v for k, v in os.environ.items() if k != native.THREADS_ENV}
+        if threads is not None:
+            env[native.THREADS_ENV] = threads
         command = [*prefix, sys.executable, "-c", _THREADS_PROBE, str(out)]
-        subprocess.run(command, env={**os.environ, **env}, check=True, timeout=300)
-        bits[name] = np.load(out)
+        proc = subprocess.run(command, env=env, check=True, timeout=300, capture_output=True, text=True)
+        bits[name], teams[name] = np.load(out), int(proc.stdout.split()[-1])
+    assert [teams[name] for name in ("1 thread", "2 threads", "3 threads", "5 threads")] == [1, 2, 3, 5]
+    if "1 core, default team" in runs:
+        assert teams["1 core, default team"] == 1
     for name in runs:
-        if name.endswith(", pinned"):
-            np.testing.assert_array_equal(bits[name], bits["2 cores, pinned"], err_msg=name)
-    if len(os.sched_getaffinity(0)) >= 2:  # the pin is not vacuous: unpinned, 1 thread differs
-        assert not np.array_equal(bits["1 thread, unpinned"], bits["2 cores, pinned"])
+        np.testing.assert_array_equal(bits[name], bits["1 thread"], err_msg=name)
+
+
+def test_a_bad_thread_count_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(native.THREADS_ENV, "two")
+    with pytest.raises(
+        ArgumentError, match="LSTM_JAX_NATIVE_THREADS: expected a whole number of threads >= 1, found 'two'"
+    ):
+        native._threads_wanted()
 
 
 def test_zoneout_and_mixed_precision_are_clear_errors_on_native():
