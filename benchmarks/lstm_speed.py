@@ -96,7 +96,7 @@ def matmul_peak() -> float:
 VARIANTS = {
     "lstm_jax": ("lstm_jax (fused, default settings)", lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg))),
     "native": (
-        'lstm_jax implementation="native" (C++ loop around OpenBLAS)',
+        'lstm_jax implementation="native" (C++ loop, own GEMM, thread team)',
         lambda cfg: sm.jax_step(cfg, sm.lstm_jax_rnn(cfg, implementation="native")),
     ),
     "flax": ("flax OptimizedLSTMCell", lambda cfg: sm.jax_step(cfg, sm.flax_rnn(cfg))),

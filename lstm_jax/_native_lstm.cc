@@ -156,10 +156,13 @@ class Team {
     threads_ = std::max(1, n);
   }
   int threads() const { return threads_; }
+  int last_active() const { return active_; }  // threads the last call used (for the tests)
   std::mutex call_mutex;  // one call at a time owns the team (XLA may run two directions at once)
 
-  // Runs job(thread, threads) on every thread of the team; returns when all are done.
-  void run(const std::function<void(int, int)>& job) {
+  // Runs job(thread, active) on the first `active` threads of the team (the others skip it);
+  // returns when all are done.
+  void run(const std::function<void(int, int)>& job, int active) {
+    active_ = std::max(1, std::min(active, threads_));
     while (static_cast<int>(workers_.size()) < threads_ - 1) {
       const int t = static_cast<int>(workers_.size()) + 1;
       const int64_t seen = generation_.load(std::memory_order_acquire);  // the job below is news to it
@@ -172,13 +175,13 @@ class Team {
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
-    job(0, threads_);
+    job(0, active_);
     while (done_.load(std::memory_order_acquire) != threads_ - 1) _mm_pause();
   }
   // The barrier inside a job (sense-reversing, counted per generation).
   void sync() {
     const int64_t phase = barrier_phase_.load(std::memory_order_acquire);
-    if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == threads_ - 1) {
+    if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == active_ - 1) {
       barrier_count_.store(0, std::memory_order_relaxed);
       barrier_phase_.store(phase + 1, std::memory_order_release);
       return;
@@ -201,7 +204,7 @@ class Team {
       }
       seen = generation_.load(std::memory_order_acquire);
       if (stopping_.load(std::memory_order_acquire)) return;
-      (*job_)(t, threads_);
+      if (t < active_) (*job_)(t, active_);
       done_.fetch_add(1, std::memory_order_acq_rel);
     }
   }
@@ -224,6 +227,7 @@ class Team {
   void forget_workers() { workers_.clear(); }
 
   int threads_ = 1;
+  int active_ = 1;
   std::vector<std::thread*> workers_;
   const std::function<void(int, int)>* job_ = nullptr;
   std::atomic<int64_t> generation_{0};
@@ -234,6 +238,13 @@ class Team {
   std::condition_variable wake_;
   std::atomic<bool> stopping_{false};
 };
+
+// How many threads a call uses: one per panel of units at most, and one per 2^18 multiply-adds
+// of a step (below that, a barrier per step costs more than the thread saves). The bits do not
+// depend on it.
+inline int threads_for(int64_t chunks, int64_t step_macs) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(chunks, step_macs >> 18)));
+}
 
 // [begin, end) of `items` split evenly over `threads`.
 inline std::pair<int64_t, int64_t> share(int64_t items, int t, int threads) {
@@ -440,7 +451,7 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
       }
     }
   };
-  team.run(job);
+  team.run(job, threads_for(chunks, B * (F + H) * G));
   return ffi::Error::Success();
 }
 
@@ -581,7 +592,7 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
       weight_gradient(HIN + t_low * B * H, H, H, DW + F * G, dzb, rows);  // dW_hh += h_in^T dz
     }
   };
-  team.run(job);
+  team.run(job, threads_for(chunks, B * (F + H) * G));
   return ffi::Error::Success();
 }
 
@@ -646,3 +657,4 @@ extern "C" __attribute__((visibility("default"))) void lstm_native_set_threads(i
   Team::get().set_threads(threads);
 }
 extern "C" __attribute__((visibility("default"))) int lstm_native_threads() { return Team::get().threads(); }
+extern "C" __attribute__((visibility("default"))) int lstm_native_last_active() { return Team::get().last_active(); }

@@ -103,7 +103,7 @@ class LSTM(nn.Module):
       unroll: time steps per loop iteration of the scan.
       implementation: "fused" (default: custom VJP, see `fused.py`; layers with a projection
         or layer_norm fall back to "scan"), "scan" (plain autodiff; supports forward-mode
-        derivatives) or "native" (opt-in: the loop in C++ around OpenBLAS, see `native.py`;
+        derivatives) or "native" (opt-in: the loop in C++ with its own GEMM, see `native.py`;
         no zoneout or mixed precision; runs "fused", with a warning, where it cannot load).
       batch_groups: split the batch into this many independent row groups per step, which
         XLA's CPU runtime runs concurrently (try the number of cores); must divide the batch.

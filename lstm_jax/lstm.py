@@ -241,7 +241,7 @@ def recurrence(
     projection for all steps out of the loop as one matmul and runs `lstm_scan` under plain
     autodiff (which, unlike a custom VJP, also supports forward-mode derivatives).
     `batch_groups` applies to "fused" only. "native" (`native.native_lstm`: the whole loop in
-    C++ around OpenBLAS, float32/float64) serves the same layers as "fused" except with zoneout or
+    C++ with its own GEMM, float32/float64) serves the same layers as "fused" except with zoneout or
     mixed precision (an ArgumentError names them); where its compiled kernels cannot load it warns
     once and runs "fused".
 
