@@ -66,7 +66,7 @@ def print_machine() -> None:
         f"jax device: {jax.devices()[0].device_kind} ({jax.default_backend()})"
     )
     print(f"versions: {versions}")
-    status = native.unavailable_reason() or f"loaded, a team of {native.team_size()} threads"
+    status = native.unavailable_reason() or f"loaded, a team of {native.team_size()} threads, {native.isa()} products"
     print(f'implementation="native": {status}')
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 

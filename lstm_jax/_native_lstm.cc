@@ -8,13 +8,15 @@
 // Design (oneDNN's, as torch's CPU LSTM): the weights are packed once per call into panels of
 // NR columns, and one team of threads runs the whole loop, each thread owning a fixed range of
 // hidden units (all four gates of them). Per step and thread:
-// - forward: the products x_t W_ih + h_in W_hh for its units, in registers, then the gates of
-//   those units at once (no [B, G] buffer round trip), then one barrier;
+// - forward: the products x_t W_ih + h_in W_hh for a few rows and its units, into a tile of
+//   rows x 4 gates x NR that stays in L1, then the gates of those units at once (no [B, G]
+//   buffer round trip), then one barrier;
 // - backward: the gate derivatives dz of its units, a barrier, then dh_in = dz W_hh^T for its
 //   units. dx, dW_ih and dW_hh are products over blocks of steps, each thread its own columns.
 // Each output element is summed by one thread in a fixed order, so the bits do not depend on the
 // number of threads (tests/lib/test_native.py). The GEMM micro-kernel is AVX2/FMA (6 rows x 2
-// vectors of accumulators, as BLIS's Haswell kernel), for float32 and float64.
+// vectors of accumulators, as BLIS's Haswell kernel), or AVX-512 where the CPU has it (8 rows x
+// 2 panels, twice the multiply-adds per instruction) with the same bits, for float32 and float64.
 #include <immintrin.h>
 #include <pthread.h>
 #include <sched.h>
@@ -93,8 +95,8 @@ void micro(int64_t K, const R* __restrict A, int64_t a_i, int64_t a_k, const R* 
 
 // micro for m <= kMR rows.
 template <typename R>
-void micro_rows(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, const R* P, int64_t p_k, R* tile,
-                int64_t ldt) {
+void micro_rows_avx2(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, const R* P, int64_t p_k, R* tile,
+                     int64_t ldt) {
   switch (m) {
     case 6: return micro<6>(K, A, a_i, a_k, P, p_k, tile, ldt);
     case 5: return micro<5>(K, A, a_i, a_k, P, p_k, tile, ldt);
@@ -104,6 +106,121 @@ void micro_rows(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, cons
     case 1: return micro<1>(K, A, a_i, a_k, P, p_k, tile, ldt);
     default: return;
   }
+}
+
+// Two panels at once: tile[m, 2 NR] += A P2, the second panel at P + p_v and its tile columns at
+// tile + t_v. With AVX2 it is the one-panel kernel twice (16 registers hold no more).
+template <typename R>
+void micro_rows2_avx2(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, const R* P, int64_t p_k,
+                      int64_t p_v, R* tile, int64_t ldt, int64_t t_v) {
+  micro_rows_avx2(m, K, A, a_i, a_k, P, p_k, tile, ldt);
+  micro_rows_avx2(m, K, A, a_i, a_k, P + p_v, p_k, tile + t_v, ldt);
+}
+
+// The same products with AVX-512 where the CPU has it: a panel row (NR) is one 512-bit register,
+// and a micro-tile is kMR512 rows of two panels (16 accumulators; per k, two panel loads and
+// kMR512 broadcasts feed 16 multiply-adds). Every tile element is still the same chain of fused
+// multiply-adds over k in ascending order, each rounded once, so the bits are the AVX2 kernel's
+// (tests/lib/test_native.py compares them); only the registers holding them differ.
+constexpr int64_t kMR512 = 8;
+constexpr int64_t kMaxMR = 8;
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace avx512 {
+inline __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512d load(const double* p) { return _mm512_loadu_pd(p); }
+inline void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+inline void store(double* p, __m512d v) { _mm512_storeu_pd(p, v); }
+inline __m512 broadcast(const float* p) { return _mm512_set1_ps(*p); }
+inline __m512d broadcast(const double* p) { return _mm512_set1_pd(*p); }
+inline __m512 fma(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+inline __m512d fma(__m512d a, __m512d b, __m512d c) { return _mm512_fmadd_pd(a, b, c); }
+
+// tile[MR, NV panels] += A P: vector v of tile row i at tile + i * ldt + v * t_v, panel v at P + v * p_v.
+template <int MR, int NV, typename R>
+void micro(int64_t K, const R* __restrict A, int64_t a_i, int64_t a_k, const R* __restrict P, int64_t p_k,
+           int64_t p_v, R* __restrict tile, int64_t ldt, int64_t t_v) {
+  using V = decltype(load(static_cast<const R*>(nullptr)));
+  V c[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) c[i][v] = load(tile + i * ldt + v * t_v);
+  }
+  const R* a = A;
+  const R* p = P;
+  for (int64_t k = 0; k < K; k++, a += a_k, p += p_k) {
+    V b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) b[v] = load(p + v * p_v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      const V x = broadcast(a + i * a_i);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++) c[i][v] = fma(x, b[v], c[i][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) store(tile + i * ldt + v * t_v, c[i][v]);
+  }
+}
+
+template <int NV, typename R>
+void micro_rows(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, const R* P, int64_t p_k, int64_t p_v,
+                R* tile, int64_t ldt, int64_t t_v) {
+  switch (m) {
+    case 8: return micro<8, NV>(K, A, a_i, a_k, P, p_k, p_v, tile, ldt, t_v);
+    case 7: return micro<7, NV>(K, A, a_i, a_k, P, p_k, p_v, tile, ldt, t_v);
+    case 6: return micro<6, NV>(K, A, a_i, a_k, P, p_k, p_v, tile, ldt, t_v);
+    case 5: return micro<5, NV>(K, A, a_i, a_k, P, p_k, p_v, tile, ldt, t_v);
+    case 4: return micro<4, NV>(K, A, a_i, a_k, P, p_k, p_v, tile, ldt, t_v);
+    case 3: return micro<3, NV>(K, A, a_i, a_k, P, p_k, p_v, tile, ldt, t_v);
+    case 2: return micro<2, NV>(K, A, a_i, a_k, P, p_k, p_v, tile, ldt, t_v);
+    case 1: return micro<1, NV>(K, A, a_i, a_k, P, p_k, p_v, tile, ldt, t_v);
+    default: return;
+  }
+}
+template <typename R>
+void rows1(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, const R* P, int64_t p_k, R* tile,
+           int64_t ldt) {
+  micro_rows<1>(m, K, A, a_i, a_k, P, p_k, 0, tile, ldt, 0);
+}
+template <typename R>
+void rows2(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, const R* P, int64_t p_k, int64_t p_v,
+           R* tile, int64_t ldt, int64_t t_v) {
+  micro_rows<2>(m, K, A, a_i, a_k, P, p_k, p_v, tile, ldt, t_v);
+}
+}  // namespace avx512
+#pragma GCC pop_options
+
+// The kernel in use: AVX-512 where the CPU has it, unless lstm_native_set_isa chose AVX2.
+enum Isa : int { kAvx2 = 1, kAvx512 = 2 };
+inline bool cpu_has_avx512() { return __builtin_cpu_supports("avx512f"); }
+std::atomic<int> g_isa{0};  // 0: not chosen yet
+inline int isa() {
+  int chosen = g_isa.load(std::memory_order_relaxed);
+  if (chosen == 0) {
+    chosen = cpu_has_avx512() ? kAvx512 : kAvx2;
+    g_isa.store(chosen, std::memory_order_relaxed);
+  }
+  return chosen;
+}
+// rows: tile[m, NR] += A P (one panel); rows2: tile[m, 2 NR] += A [P, P + p_v] (two panels);
+// m <= mr.
+template <typename R>
+struct Gemm {
+  int64_t mr;
+  void (*rows)(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, const R* P, int64_t p_k, R* tile,
+               int64_t ldt);
+  void (*rows2)(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k, const R* P, int64_t p_k, int64_t p_v,
+                R* tile, int64_t ldt, int64_t t_v);
+};
+template <typename R>
+Gemm<R> gemm() {
+  if (isa() == kAvx512) return {kMR512, avx512::rows1<R>, avx512::rows2<R>};
+  return {kMR, micro_rows_avx2<R>, micro_rows2_avx2<R>};
 }
 
 // dst[0, n) = src[0, n) for n <= NR: a full panel row is two vector moves, not a memmove call.
@@ -178,7 +295,8 @@ class Team {
     job(0, active_);
     while (done_.load(std::memory_order_acquire) != threads_ - 1) _mm_pause();
   }
-  // The barrier inside a job (sense-reversing, counted per generation).
+  // The barrier inside a job: the last of the `active` threads to arrive resets the count and
+  // advances the phase that the others wait on.
   void sync() {
     const int64_t phase = barrier_phase_.load(std::memory_order_acquire);
     if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == active_ - 1) {
@@ -395,7 +513,8 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
         pack_columns(W, G, K, q * H + u * NR, std::min(NR, H - u * NR), packed.data() + (u * 4 + q) * K * NR);
       }
     }
-    alignas(64) R tile[kMR * 4 * NR];
+    const Gemm<R> mm = gemm<R>();
+    alignas(64) R tile[kMaxMR * 4 * NR];
     alignas(64) R cell[NR];
     for (int64_t s = 0; s < T; s++) {
       const int64_t t = reverse ? T - 1 - s : s;
@@ -422,13 +541,13 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
       for (int64_t u = u_begin; u < u_end; u++) {
         const int64_t j0 = u * NR, n = std::min(NR, H - j0);
         const R* pu = packed.data() + u * 4 * K * NR;
-        for (int64_t r0 = 0; r0 < B; r0 += kMR) {
-          const int64_t m = std::min(kMR, B - r0);
-          std::fill(tile, tile + kMR * 4 * NR, R(0));
-          for (int q = 0; q < 4; q++) {  // tile row i, gate q: tile + (i * 4 + q) * NR
+        for (int64_t r0 = 0; r0 < B; r0 += mm.mr) {
+          const int64_t m = std::min(mm.mr, B - r0);
+          std::fill(tile, tile + m * 4 * NR, R(0));
+          for (int q = 0; q < 4; q += 2) {  // gates q, q + 1; tile row i, gate q: tile + (i * 4 + q) * NR
             const R* pq = pu + q * K * NR;
-            if (F > 0) micro_rows(m, F, xt + r0 * F, F, 1, pq, NR, tile + q * NR, 4 * NR);  // x_t W_ih
-            micro_rows(m, H, hin + r0 * H, H, 1, pq + F * NR, NR, tile + q * NR, 4 * NR);  // + h_in W_hh
+            if (F > 0) mm.rows2(m, F, xt + r0 * F, F, 1, pq, NR, K * NR, tile + q * NR, 4 * NR, NR);  // x_t W_ih
+            mm.rows2(m, H, hin + r0 * H, H, 1, pq + F * NR, NR, K * NR, tile + q * NR, 4 * NR, NR);  // + h_in W_hh
           }
           for (int64_t i = 0; i < m; i++) {
             const int64_t r = r0 + i;
@@ -498,31 +617,44 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
     const int64_t j_begin = u_begin * NR, j_end = std::min(H, u_end * NR), n_own = j_end - j_begin;
     for (int64_t u = u_begin; u < u_end; u++) pack_rows(W_hh, G, u * NR, std::min(NR, H - u * NR), packed.data() + u * G * NR);
     for (int64_t f = f_begin; f < f_end; f++) pack_rows(W, G, f * NR, std::min(NR, F - f * NR), packed_ih + f * G * NR);
-    alignas(64) R tile[kMR * NR];
+    const Gemm<R> mm = gemm<R>();
+    alignas(64) R tile[kMaxMR * 2 * NR];  // row i: two panels' columns at tile + i * 2 * NR
+    // tile[m, NR or 2 NR] += A P for panels first, first + 1 (`count` of them: 1 or 2) at P + p * p_v.
+    auto rows12 = [&](int64_t count, int64_t m, int64_t K, const R* A_, int64_t a_i, int64_t a_k, const R* P,
+                      int64_t p_v) {
+      if (count == 2) return mm.rows2(m, K, A_, a_i, a_k, P, NR, p_v, tile, 2 * NR, NR);
+      mm.rows(m, K, A_, a_i, a_k, P, NR, tile, 2 * NR);
+    };
     // dW[k_rows rows, this thread's columns] += a^T dz over the block's rows, a's element (row,
-    // k) at a + row * lda + k. Both operands are packed first (a^T in micro-panels of kMR rows,
-    // dz's columns in panels of NR): read in place, their rows lie G or lda apart and would
-    // thrash the cache. k runs in blocks of kKC rows so that a panel's piece stays in L1.
+    // k) at a + row * lda + k. dz's columns are packed first (two gates' panels of NR at a time),
+    // a is read in place (a row of a tile is kc elements lda apart). k runs in blocks of kKC rows
+    // so that a panel's piece stays in L1.
     auto weight_gradient = [&](const R* a, int64_t lda, int64_t k_rows, R* dw_rows, const R* dzb, int64_t rows) {
       constexpr int64_t kKC = 256;
-      const int64_t k_blocks = (k_rows + kMR - 1) / kMR;
+      const int64_t k_blocks = (k_rows + mm.mr - 1) / mm.mr;
       std::vector<R>& b_packed = thread_scratch<R>(1);
-      b_packed.resize(rows * NR);
+      b_packed.resize(2 * rows * NR);
       for (int64_t u = u_begin; u < u_end; u++) {
         const int64_t n = std::min(NR, H - u * NR);
-        for (int q = 0; q < 4; q++) {
+        for (int q = 0; q < 4; q += 2) {  // gates q and q + 1
           const int64_t c0 = q * H + u * NR;
           pack_columns(dzb, G, rows, c0, n, b_packed.data());
+          pack_columns(dzb, G, rows, c0 + H, n, b_packed.data() + rows * NR);
           for (int64_t r0 = 0; r0 < rows; r0 += kKC) {
             const int64_t kc = std::min(kKC, rows - r0);
             for (int64_t kb = 0; kb < k_blocks; kb++) {
-              const int64_t k0 = kb * kMR, m = std::min(kMR, k_rows - k0);
+              const int64_t k0 = kb * mm.mr, m = std::min(mm.mr, k_rows - k0);
               for (int64_t i = 0; i < m; i++) {
-                copy_short(tile + i * NR, dw_rows + (k0 + i) * G + c0, n);
-                std::fill(tile + i * NR + n, tile + (i + 1) * NR, R(0));
+                for (int v = 0; v < 2; v++) {
+                  R* dst = tile + i * 2 * NR + v * NR;
+                  copy_short(dst, dw_rows + (k0 + i) * G + c0 + v * H, n);
+                  std::fill(dst + n, dst + NR, R(0));
+                }
               }
-              micro_rows(m, kc, a + r0 * lda + k0, 1, lda, b_packed.data() + r0 * NR, NR, tile, NR);
-              for (int64_t i = 0; i < m; i++) copy_short(dw_rows + (k0 + i) * G + c0, tile + i * NR, n);
+              rows12(2, m, kc, a + r0 * lda + k0, 1, lda, b_packed.data() + r0 * NR, rows * NR);
+              for (int64_t i = 0; i < m; i++) {
+                for (int v = 0; v < 2; v++) copy_short(dw_rows + (k0 + i) * G + c0 + v * H, tile + i * 2 * NR + v * NR, n);
+              }
             }
           }
         }
@@ -550,25 +682,29 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
         }
       }
       team.sync();  // every thread reads all of dz
-      for (int64_t u = u_begin; u < u_end; u++) {  // dh_in = dz W_hh^T, this thread's units
-        const int64_t j0 = u * NR, n = std::min(NR, H - j0);
-        for (int64_t r0 = 0; r0 < B; r0 += kMR) {
-          const int64_t m = std::min(kMR, B - r0);
-          std::fill(tile, tile + kMR * NR, R(0));
-          micro_rows(m, G, dz + r0 * G, G, 1, packed.data() + u * G * NR, NR, tile, NR);
-          for (int64_t i = 0; i < m; i++) {
-            const int64_t r = r0 + i;
-            R* dhr = DH + r * H + j0;
-            if (!has_mask || M[t * B + r]) {
-              if (has_keep) {
-                for (int64_t j = 0; j < n; j++) dhr[j] = tile[i * NR + j] * KP[r * H + j0 + j];
-              } else {
-                copy_short(dhr, tile + i * NR, n);
+      for (int64_t u = u_begin; u < u_end; u += 2) {  // dh_in = dz W_hh^T, this thread's units
+        const int64_t count = std::min<int64_t>(2, u_end - u);
+        for (int64_t r0 = 0; r0 < B; r0 += mm.mr) {
+          const int64_t m = std::min(mm.mr, B - r0);
+          std::fill(tile, tile + m * 2 * NR, R(0));
+          rows12(count, m, G, dz + r0 * G, G, 1, packed.data() + u * G * NR, G * NR);
+          for (int64_t v = 0; v < count; v++) {
+            const int64_t j0 = (u + v) * NR, n = std::min(NR, H - j0);
+            for (int64_t i = 0; i < m; i++) {
+              const int64_t r = r0 + i;
+              const R* z = tile + i * 2 * NR + v * NR;
+              R* dhr = DH + r * H + j0;
+              if (!has_mask || M[t * B + r]) {
+                if (has_keep) {
+                  for (int64_t j = 0; j < n; j++) dhr[j] = z[j] * KP[r * H + j0 + j];
+                } else {
+                  copy_short(dhr, z, n);
+                }
               }
-            }
-            if (has_reset && RS[t * B + r]) {  // the state this step saw was zero: nothing flows before it
-              std::fill(dhr, dhr + n, R(0));
-              std::fill(DC + r * H + j0, DC + r * H + j0 + n, R(0));
+              if (has_reset && RS[t * B + r]) {  // the state this step saw was zero: nothing flows before it
+                std::fill(dhr, dhr + n, R(0));
+                std::fill(DC + r * H + j0, DC + r * H + j0 + n, R(0));
+              }
             }
           }
         }
@@ -577,14 +713,17 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
       if (t != (reverse ? t_high : t_low)) continue;
       // The block is complete (the sync above came after every thread's dz of its last step).
       const int64_t rows = (t_high - t_low + 1) * B;
-      for (int64_t f = f_begin; f < f_end; f++) {  // dx = dz W_ih^T, this thread's features
-        const int64_t n = std::min(NR, F - f * NR);
-        for (int64_t r0 = 0; r0 < rows; r0 += kMR) {
-          const int64_t m = std::min(kMR, rows - r0);
-          std::fill(tile, tile + kMR * NR, R(0));
-          micro_rows(m, G, dzb + r0 * G, G, 1, packed_ih + f * G * NR, NR, tile, NR);
-          for (int64_t i = 0; i < m; i++) {
-            copy_short(DX + (t_low * B + r0 + i) * F + f * NR, tile + i * NR, n);
+      for (int64_t f = f_begin; f < f_end; f += 2) {  // dx = dz W_ih^T, this thread's features
+        const int64_t count = std::min<int64_t>(2, f_end - f);
+        for (int64_t r0 = 0; r0 < rows; r0 += mm.mr) {
+          const int64_t m = std::min(mm.mr, rows - r0);
+          std::fill(tile, tile + m * 2 * NR, R(0));
+          rows12(count, m, G, dzb + r0 * G, G, 1, packed_ih + f * G * NR, G * NR);
+          for (int64_t v = 0; v < count; v++) {
+            const int64_t n = std::min(NR, F - (f + v) * NR);
+            for (int64_t i = 0; i < m; i++) {
+              copy_short(DX + (t_low * B + r0 + i) * F + (f + v) * NR, tile + i * 2 * NR + v * NR, n);
+            }
           }
         }
       }
@@ -658,3 +797,14 @@ extern "C" __attribute__((visibility("default"))) void lstm_native_set_threads(i
 }
 extern "C" __attribute__((visibility("default"))) int lstm_native_threads() { return Team::get().threads(); }
 extern "C" __attribute__((visibility("default"))) int lstm_native_last_active() { return Team::get().last_active(); }
+
+// The micro-kernel's instruction set: 0 picks the best the CPU has, 1 AVX2, 2 AVX-512 (returns
+// -1, changing nothing, where the CPU lacks it). The results do not depend on it.
+extern "C" __attribute__((visibility("default"))) int lstm_native_set_isa(int want) {
+  if (want == kAvx512 && !cpu_has_avx512()) return -1;
+  if (want != 0 && want != kAvx2 && want != kAvx512) return -1;
+  std::lock_guard<std::mutex> lock(Team::get().call_mutex);
+  g_isa.store(want == 0 ? (cpu_has_avx512() ? kAvx512 : kAvx2) : want, std::memory_order_relaxed);
+  return g_isa.load(std::memory_order_relaxed);
+}
+extern "C" __attribute__((visibility("default"))) int lstm_native_isa() { return isa(); }

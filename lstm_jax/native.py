@@ -3,9 +3,10 @@
 One call runs the whole forward loop over time, one the whole backward loop. Inside, as in
 oneDNN's RNN (torch's CPU LSTM): the weights are packed once per call; a team of threads runs the
 loop, each thread owning a range of hidden units, with one barrier per step; per step the
-products x_t W_ih + h W_hh of a thread's units stay in registers and their gates are formed at
-once; the weight gradient is formed after blocks of steps as one larger product instead of once
-per step. The GEMM is its own AVX2/FMA micro-kernel: nothing but libstdc++ is linked. The
+products x_t W_ih + h W_hh of a few rows and a thread's units go into a small tile that stays in
+L1, and their gates are formed at once; the weight gradient is formed after blocks of steps as
+one larger product instead of once per step. The GEMM is its own micro-kernel, AVX-512 where the
+CPU has it and AVX2/FMA elsewhere (`LSTM_JAX_NATIVE_ISA`): nothing but libstdc++ is linked. The
 semantics (masks, resets, recurrent dropout, direction) are `fused.fused_lstm`'s, float32 and
 float64.
 
@@ -13,9 +14,10 @@ The C++ is compiled by `pip install` (setup.py, an optional extension: without a
 install still succeeds). Where the library or AVX2/FMA is missing, `recurrence` warns once and
 runs "fused" instead; `unavailable_reason()` says why.
 
-Reproducibility: every output element is summed by one thread in a fixed order, so the bits do
-not depend on the team's size (`LSTM_JAX_NATIVE_THREADS`, default: the usable cores, at most
-`MAX_THREADS`) nor on the CPU, given the same build (tests/lib/test_native.py). The pipeline's
+Reproducibility: every output element is summed by one thread in a fixed order, one fused
+multiply-add at a time, so the bits depend neither on the team's size (`LSTM_JAX_NATIVE_THREADS`,
+default: the usable cores, at most `MAX_THREADS`) nor on the micro-kernel's instruction set nor
+on the CPU, given the same build (tests/lib/test_native.py). The pipeline's
 stages keep "fused" (their committed outputs are XLA's bits).
 """
 
@@ -37,6 +39,8 @@ from lstm_jax.errors import ArgumentError
 _EXTENSION = "lstm_jax._native_lstm"
 _LOADED: list = []  # the kernels' ctypes handle, kept so the library stays loaded
 THREADS_ENV = "LSTM_JAX_NATIVE_THREADS"
+ISA_ENV = "LSTM_JAX_NATIVE_ISA"
+_ISAS = {"avx2": 1, "avx512": 2}  # as lstm_native_set_isa numbers them
 MAX_THREADS = 8  # a step of the recurrence is too short to share among many more threads
 _TARGETS = {
     (kind, dtype): f"lstm_jax_native_{kind}_{dtype}" for kind in ("forward", "backward") for dtype in ("f32", "f64")
@@ -53,12 +57,16 @@ def unavailable_reason() -> str | None:
     spec = importlib.util.find_spec(_EXTENSION)
     if spec is None or spec.origin is None:
         return "the C++ extension was not built (pip install needs a C++ compiler; see setup.py)"
-    threads = _threads_wanted()
+    threads, isa_wanted = _threads_wanted(), _isa_wanted()
+    if isa_wanted == "avx512" and "avx512f" not in portability.cpu_flags():
+        raise ArgumentError(f"{ISA_ENV}: expected avx2 on this CPU (it lacks AVX-512), found 'avx512'")
     try:
         kernels = ctypes.CDLL(spec.origin)
     except OSError as err:
         return f"loading the native kernels failed: {err}"
     kernels.lstm_native_set_threads(threads)
+    if kernels.lstm_native_set_isa(_ISAS.get(isa_wanted, 0)) < 0:
+        return f"the kernels refused the instruction set {isa_wanted!r}"
     for (kind, dtype), name in _TARGETS.items():
         symbol = getattr(kernels, f"LstmNative{kind.capitalize()}{dtype.upper()}")
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
@@ -75,6 +83,29 @@ def _threads_wanted() -> int:
     if not value.isdigit() or int(value) < 1:
         raise ArgumentError(f"{THREADS_ENV}: expected a whole number of threads >= 1, found {value!r}")
     return int(value)
+
+
+def _isa_wanted() -> str | None:
+    """The micro-kernel's instruction set: `LSTM_JAX_NATIVE_ISA` ("avx2" or "avx512"), else None
+    (AVX-512 where the CPU has it). It changes the speed, never a result bit."""
+    value = os.environ.get(ISA_ENV)
+    if value is not None and value not in _ISAS:
+        raise ArgumentError(f"{ISA_ENV}: expected one of {sorted(_ISAS)}, found {value!r}")
+    return value
+
+
+def isa() -> str | None:
+    """The instruction set of the kernels' matrix products: "avx512" or "avx2" (None where the
+    native kernels are unavailable)."""
+    if not available():
+        return None
+    return {number: name for name, number in _ISAS.items()}[_LOADED[0].lstm_native_isa()]
+
+
+def last_call_threads() -> int:
+    """How many threads the last native call used (0 where unavailable): at most `team_size()`,
+    fewer for small layers (one per 2^18 multiply-adds of a step)."""
+    return _LOADED[0].lstm_native_last_active() if available() else 0
 
 
 def team_size() -> int:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_jax import LSTM, native
+from lstm_jax import LSTM, native, portability
 from lstm_jax.errors import ArgumentError
 from lstm_jax.lstm import LSTMState, recurrence
 
@@ -137,15 +137,16 @@ def test_native_runs_under_jit_and_gives_the_same_bits_twice():
         np.testing.assert_array_equal(a, b)
 
 
-_THREADS_PROBE = textwrap.dedent(
+_PROBE = textwrap.dedent(
     """
     import sys, jax, jax.numpy as jnp, numpy as np
     from lstm_jax import LSTM, native
-    # 70 units (5 panels of 16, the last partial), 24 features (a full and a partial panel), 64
-    # rows (row tiles of 6, the last of 4), 100 steps (weight-gradient blocks of 16, the last of 4).
-    # Padding, resets and recurrent dropout too: each thread applies them to its own units.
-    layer = LSTM(70, implementation="native", recurrent_dropout=0.2)
-    x = jax.random.normal(jax.random.key(0), (64, 100, 24))
+    jax.config.update("jax_enable_x64", sys.argv[2] == "float64")
+    # 70 units (5 panels of 16, the last partial; 9 of 8 in float64), 24 features (a full and a
+    # partial panel), 64 rows (row tiles of 6 or 8), 100 steps (weight-gradient blocks of 16, the
+    # last of 4). Padding, resets and recurrent dropout too: each thread applies them to its own units.
+    layer = LSTM(70, implementation="native", recurrent_dropout=0.2, param_dtype=sys.argv[2])
+    x = jax.random.normal(jax.random.key(0), (64, 100, 24), sys.argv[2])
     lengths = jax.random.randint(jax.random.key(2), (64,), 1, 101)
     reset = jax.random.bernoulli(jax.random.key(3), 0.05, (64, 100))
     params = layer.init(jax.random.key(1), x)
@@ -154,9 +155,25 @@ _THREADS_PROBE = textwrap.dedent(
     )[0]
     grads = jax.grad(lambda p: jnp.sum(jnp.tanh(run(p))))(params)
     np.save(sys.argv[1], np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)]))
-    print(native.team_size(), native._LOADED[0].lstm_native_last_active())
+    print(native.team_size(), native.last_call_threads(), native.isa())
     """
 )
+
+
+def _probe(tmp_path, dtype: str, prefix=(), threads=None, isa=None):
+    """(gradients, (team size, threads of the last call, instruction set)) of _PROBE's layer,
+    run in a fresh process under the given thread count and instruction set."""
+    out = tmp_path / f"{dtype}-{threads}-{isa}-{len(prefix)}.npy"
+    env = {k: v for k, v in os.environ.items() if k not in (native.THREADS_ENV, native.ISA_ENV)}
+    env.update({native.THREADS_ENV: threads} if threads else {})
+    env.update({native.ISA_ENV: isa} if isa else {})
+    command = [*prefix, sys.executable, "-c", _PROBE, str(out), dtype]
+    proc = subprocess.run(command, env=env, check=True, timeout=300, capture_output=True, text=True)
+    team, last, used = proc.stdout.split()[-3:]
+    return np.load(out), (int(team), int(last), used)
+
+
+_HAS_AVX512 = "avx512f" in portability.cpu_flags()
 
 
 @needs_native
@@ -164,29 +181,38 @@ def test_the_bits_do_not_depend_on_the_number_of_threads_or_cores(tmp_path):
     """Each output element is summed by one thread in a fixed order: teams of 1, 2, 3 and 5
     threads (5: one per panel of units) and a one-core run give the same bits. Each run reports
     the threads its last call used, so the comparison is not vacuous."""
-    runs = {"1 thread": ([], "1"), "2 threads": ([], "2"), "3 threads": ([], "3"), "5 threads": ([], "5")}
+    isa = "avx512" if _HAS_AVX512 else "avx2"
+    reference, info = _probe(tmp_path, "float32", threads="1")
+    assert info == (1, 1, isa)
+    for threads in ("2", "3", "5"):
+        bits, info = _probe(tmp_path, "float32", threads=threads)
+        assert info == (int(threads), int(threads), isa)  # with 5 panels of units all 5 threads work
+        np.testing.assert_array_equal(bits, reference, err_msg=f"{threads} threads")
     if shutil.which("taskset") is not None:
-        runs["1 core, default team"] = (["taskset", "-c", "0"], None)
-    bits, teams = {}, {}
-    for name, (prefix, threads) in runs.items():
-        out = tmp_path / f"{len(bits)}.npy"
-        env = {k: v for k, v in os.environ.items() if k != native.THREADS_ENV}
-        if threads is not None:
-            env[native.THREADS_ENV] = threads
-        command = [*prefix, sys.executable, "-c", _THREADS_PROBE, str(out)]
-        proc = subprocess.run(command, env=env, check=True, timeout=300, capture_output=True, text=True)
-        bits[name], teams[name] = np.load(out), tuple(int(n) for n in proc.stdout.split()[-2:])
-    # (team size, threads the last call used): with 5 panels of units all 5 threads work
-    assert [teams[name] for name in ("1 thread", "2 threads", "3 threads", "5 threads")] == [
-        (1, 1),
-        (2, 2),
-        (3, 3),
-        (5, 5),
-    ]
-    if "1 core, default team" in runs:
-        assert teams["1 core, default team"] == (1, 1)
-    for name in runs:
-        np.testing.assert_array_equal(bits[name], bits["1 thread"], err_msg=name)
+        bits, info = _probe(tmp_path, "float32", prefix=("taskset", "-c", "0"))
+        assert info == (1, 1, isa)
+        np.testing.assert_array_equal(bits, reference, err_msg="1 core, default team")
+
+
+@needs_native
+@pytest.mark.skipif(not _HAS_AVX512, reason="the CPU lacks AVX-512: only the AVX2 kernel runs here")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_avx512_kernel_gives_the_avx2_kernels_bits(tmp_path, dtype):
+    """Every product element is the same chain of fused multiply-adds in either kernel, so a
+    machine with AVX-512 and one without give the same results (float32 and float64, 1 and 2
+    threads)."""
+    avx2, info = _probe(tmp_path, dtype, threads="2", isa="avx2")
+    assert info == (2, 2, "avx2")
+    for threads in ("1", "2"):
+        avx512, info = _probe(tmp_path, dtype, threads=threads, isa="avx512")
+        assert info == (int(threads), int(threads), "avx512")
+        np.testing.assert_array_equal(avx512, avx2, err_msg=f"{dtype}, {threads} threads")
+
+
+def test_a_bad_instruction_set_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(native.ISA_ENV, "sse2")
+    with pytest.raises(ArgumentError, match=r"LSTM_JAX_NATIVE_ISA: expected one of \['avx2', 'avx512'\], found 'sse2'"):
+        native._isa_wanted()
 
 
 def test_a_bad_thread_count_is_a_clear_error(monkeypatch):
