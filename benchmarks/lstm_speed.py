@@ -3,6 +3,7 @@ built) vs flax OptimizedLSTMCell vs torch.nn.LSTM.
 
     python benchmarks/lstm_speed.py            # everything (make bench); ~15 min on 2 CPU cores
     python benchmarks/lstm_speed.py --configs a --sections train --steps 20
+    python benchmarks/lstm_speed.py --sections train --compare /tmp/old   # native now vs an older copy
 
 Sections:
   train       configs (a) (b) (c): median train-step time (forward, backward, Adam) after
@@ -142,7 +143,9 @@ def worker(name: str, config: str, steps: int) -> None:
         t0 = time.perf_counter()
         step.run()
         times.append((time.perf_counter() - t0) / PER_CALL_STEPS.get(name, 1))
-    print(json.dumps({"compile": compile_s, "times": times}))
+    package = str(Path(native.__file__).parent)
+    loaded = native.available() if name == "native" else None  # else "native" would time its fallback
+    print(json.dumps({"compile": compile_s, "times": times, "package": package, "native_loaded": loaded}))
 
 
 def run_in_processes(names, config: str, steps: int, cache: str, rounds: int = 4, extra_env=None) -> dict:
@@ -166,11 +169,20 @@ def run_in_processes(names, config: str, steps: int, cache: str, rounds: int = 4
             out = json.loads(proc.stdout.strip().splitlines()[-1])
             results[name]["times"] += out["times"]
             results[name]["compiles"].append(out["compile"])
+            results[name]["package"] = out["package"]
+            if variant == "native" and not out["native_loaded"]:
+                raise SystemExit(f"worker {name} (config {config}): the native kernels did not load there")
     return results
 
 
-def section_train(configs, steps: int, peak: float, gpu: bool) -> None:
+def section_train(configs, steps: int, peak: float, gpu: bool, compare: str | None = None) -> None:
     names = ["lstm_jax", "native", "flax"] if native.available() else ["lstm_jax", "flax"]
+    labels = {name: VARIANTS[name][0] for name in VARIANTS}
+    extra_env = {}
+    if compare is not None:  # a second "native" row, from another copy of the package
+        names.insert(names.index("flax"), "native:compared")
+        labels["native:compared"] = f'implementation="native" from {compare}'
+        extra_env["native:compared"] = {"PYTHONPATH": os.pathsep.join([compare, os.environ.get("PYTHONPATH", "")])}
     try:
         import torch
 
@@ -189,7 +201,12 @@ def section_train(configs, steps: int, peak: float, gpu: bool) -> None:
             f"{n_steps} steps; each implementation in 4 fresh processes, taking turns, 2 warm-up steps each",
             flush=True,
         )
-        res = run_in_processes(names, key, n_steps, tempfile.mkdtemp(prefix="lstm_jax_bench_cache_"))
+        cache = tempfile.mkdtemp(prefix="lstm_jax_bench_cache_")
+        res = run_in_processes(names, key, n_steps, cache, extra_env=extra_env)
+        if compare is not None and not Path(res["native:compared"]["package"]).is_relative_to(Path(compare).resolve()):
+            raise SystemExit(
+                f"--compare: expected lstm_jax imported from {compare}, found {res['native:compared']['package']}"
+            )
         med = {n: float(np.median(r["times"])) for n, r in res.items()}
         print(
             "| implementation | median ms | min ms | tokens/s | GFLOP/s | % of peak | compile cold s "
@@ -202,7 +219,7 @@ def section_train(configs, steps: int, peak: float, gpu: bool) -> None:
             jax_impl = not name.startswith("torch")
             compile_cells = f"{r['compiles'][0]:.2f} | {np.median(r['compiles'][1:]):.2f}" if jax_impl else "- | -"
             print(
-                f"| {VARIANTS[name][0]} | {med[name] * 1e3:.1f} | {min(r['times']) * 1e3:.1f} | "
+                f"| {labels[name]} | {med[name] * 1e3:.1f} | {min(r['times']) * 1e3:.1f} | "
                 f"{cfg.steps * cfg.batch / med[name]:,.0f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | "
                 f"{compile_cells} | {ratios} |"
             )
@@ -345,12 +362,21 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--steps", type=int, default=32, help="timed steps per figure (at least 20 for the table)")
     parser.add_argument("--gen-length", type=int, default=300, help="characters per generation run")
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help='train section: also time implementation="native" from another copy of the package, '
+        "DIR/lstm_jax with its kernels built (e.g. `git worktree add DIR COMMIT`, then in DIR "
+        "`python setup.py build_ext --inplace`), in the same alternating rounds",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     configs = [c for c in args.configs.split(",") if c]
     unknown = [c for c in configs if c not in sm.CONFIGS]
     if unknown:
         parser.error(f"--configs: expected a subset of a,b,c, found {','.join(unknown)}")
+    if args.compare is not None and not (Path(args.compare) / "lstm_jax" / "native.py").is_file():
+        parser.error(f"--compare: expected a folder holding lstm_jax/native.py, found {args.compare!r}")
     if args.worker:
         runtime.enable_compilation_cache()  # the folder the parent passed in the environment
         worker(args.worker, configs[0], args.steps)
@@ -360,7 +386,7 @@ def main(argv=None) -> int:
     gpu = jax.default_backend() == "gpu"
     sections = args.sections.split(",")
     if "train" in sections:
-        section_train(configs, args.steps, peak, gpu)
+        section_train(configs, args.steps, peak, gpu, args.compare)
     if "kernels" in sections:
         section_kernels()
     if "generation" in sections:
