@@ -377,11 +377,12 @@ std::vector<R>& scratch(int which) {
   return buffers[which];
 }
 
-// Per-thread scratch (the team's threads live as long as the process).
+// Per-thread scratch (the team's threads live as long as the process): the packed dz panels of
+// the weight gradient.
 template <typename R>
-std::vector<R>& thread_scratch(int which) {
-  static thread_local std::vector<R> buffers[2];
-  return buffers[which];
+std::vector<R>& thread_scratch() {
+  static thread_local std::vector<R> buffer;
+  return buffer;
 }
 
 // Steps per block of the backward's products over steps: enough rows (T_chunk * B >= 1024) for an efficient matmul.
@@ -632,7 +633,7 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
     auto weight_gradient = [&](const R* a, int64_t lda, int64_t k_rows, R* dw_rows, const R* dzb, int64_t rows) {
       constexpr int64_t kKC = 256;
       const int64_t k_blocks = (k_rows + mm.mr - 1) / mm.mr;
-      std::vector<R>& b_packed = thread_scratch<R>(1);
+      std::vector<R>& b_packed = thread_scratch<R>();
       b_packed.resize(2 * rows * NR);
       for (int64_t u = u_begin; u < u_end; u++) {
         const int64_t n = std::min(NR, H - u * NR);

@@ -21,7 +21,10 @@ let XLA use every core and instruction instead (faster on big machines, machine-
 
 Not covered, because it cannot be varied on one machine: Eigen sizes its blocks from the CPU's
 cache sizes (CPUID), so a CPU whose L1 data cache differs from 32 KiB may still group long
-sums differently; and GPUs and ARM CPUs, where bit identity is not promised (the gate's
+sums differently. Seen on 2026-11-29: on an AMD EPYC VM with a 48 KiB L1 data cache (CPU family
+26, AVX-512) every LSTM stage wrote other bits than the committed ones, the last landed commit's
+code included, while the n-gram baseline's (no XLA) matched; that machine's own reruns agreed
+with each other. Nor GPUs and ARM CPUs, where bit identity is not promised (the gate's
 tolerances apply there).
 """
 
