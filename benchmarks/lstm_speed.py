@@ -182,7 +182,8 @@ def section_train(configs, steps: int, peak: float, gpu: bool, compare: str | No
     if compare is not None:  # a second "native" row, from another copy of the package
         names.insert(names.index("flax"), "native:compared")
         labels["native:compared"] = f'implementation="native" from {compare}'
-        extra_env["native:compared"] = {"PYTHONPATH": os.pathsep.join([compare, os.environ.get("PYTHONPATH", "")])}
+        search_path = [compare, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        extra_env["native:compared"] = {"PYTHONPATH": os.pathsep.join(search_path)}
     try:
         import torch
 
@@ -202,11 +203,13 @@ def section_train(configs, steps: int, peak: float, gpu: bool, compare: str | No
             flush=True,
         )
         cache = tempfile.mkdtemp(prefix="lstm_jax_bench_cache_")
+        if compare is not None:  # its own compilation cache, so that its "compile cold" is cold
+            extra_env["native:compared"][runtime.CACHE_ENV] = tempfile.mkdtemp(prefix="lstm_jax_bench_cache_")
         res = run_in_processes(names, key, n_steps, cache, extra_env=extra_env)
-        if compare is not None and not Path(res["native:compared"]["package"]).is_relative_to(Path(compare).resolve()):
-            raise SystemExit(
-                f"--compare: expected lstm_jax imported from {compare}, found {res['native:compared']['package']}"
-            )
+        if compare is not None:
+            imported = Path(res["native:compared"]["package"]).resolve()
+            if not imported.is_relative_to(Path(compare).resolve()):
+                raise SystemExit(f"--compare: expected lstm_jax imported from {compare}, found {imported}")
         med = {n: float(np.median(r["times"])) for n, r in res.items()}
         print(
             "| implementation | median ms | min ms | tokens/s | GFLOP/s | % of peak | compile cold s "

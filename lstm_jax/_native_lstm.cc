@@ -201,9 +201,10 @@ inline bool cpu_has_avx512() { return __builtin_cpu_supports("avx512f"); }
 std::atomic<int> g_isa{0};  // 0: not chosen yet
 inline int isa() {
   int chosen = g_isa.load(std::memory_order_relaxed);
-  if (chosen == 0) {
-    chosen = cpu_has_avx512() ? kAvx512 : kAvx2;
-    g_isa.store(chosen, std::memory_order_relaxed);
+  if (chosen == 0) {  // first use: the best the CPU has, unless lstm_native_set_isa chose first
+    int expected = 0;
+    g_isa.compare_exchange_strong(expected, cpu_has_avx512() ? kAvx512 : kAvx2, std::memory_order_relaxed);
+    chosen = g_isa.load(std::memory_order_relaxed);
   }
   return chosen;
 }

@@ -51,22 +51,21 @@ _TARGETS = {
 def unavailable_reason() -> str | None:
     """None when the native kernels are loaded and registered with XLA, else why not (one line).
     The first call loads them and starts their threads (`team_size()`)."""
+    threads, isa_wanted = _threads_wanted(), _isa_wanted()  # a bad value is an error anywhere
+    check_isa_request(isa_wanted, portability.cpu_flags())
     missing = {"avx2", "fma"} - portability.cpu_flags()
     if missing:
         return f"the CPU lacks {sorted(missing)} (the kernels are built for AVX2 and FMA)"
     spec = importlib.util.find_spec(_EXTENSION)
     if spec is None or spec.origin is None:
         return "the C++ extension was not built (pip install needs a C++ compiler; see setup.py)"
-    threads, isa_wanted = _threads_wanted(), _isa_wanted()
-    if isa_wanted == "avx512" and "avx512f" not in portability.cpu_flags():
-        raise ArgumentError(f"{ISA_ENV}: expected avx2 on this CPU (it lacks AVX-512), found 'avx512'")
     try:
         kernels = ctypes.CDLL(spec.origin)
     except OSError as err:
         return f"loading the native kernels failed: {err}"
     kernels.lstm_native_set_threads(threads)
-    if kernels.lstm_native_set_isa(_ISAS.get(isa_wanted, 0)) < 0:
-        return f"the kernels refused the instruction set {isa_wanted!r}"
+    if kernels.lstm_native_set_isa(_ISAS.get(isa_wanted, 0)) < 0:  # the OS does not save AVX-512 state
+        raise ArgumentError(f"{ISA_ENV}: expected avx2 here (the kernels cannot use AVX-512), found {isa_wanted!r}")
     for (kind, dtype), name in _TARGETS.items():
         symbol = getattr(kernels, f"LstmNative{kind.capitalize()}{dtype.upper()}")
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
@@ -92,6 +91,12 @@ def _isa_wanted() -> str | None:
     if value is not None and value not in _ISAS:
         raise ArgumentError(f"{ISA_ENV}: expected one of {sorted(_ISAS)}, found {value!r}")
     return value
+
+
+def check_isa_request(wanted: str | None, cpu_flags: set[str]) -> None:
+    """One-line ArgumentError when `LSTM_JAX_NATIVE_ISA` asks for AVX-512 on a CPU without it."""
+    if wanted == "avx512" and "avx512f" not in cpu_flags:
+        raise ArgumentError(f"{ISA_ENV}: expected avx2 on this CPU (it lacks AVX-512), found 'avx512'")
 
 
 def isa() -> str | None:

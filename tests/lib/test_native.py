@@ -142,13 +142,14 @@ _PROBE = textwrap.dedent(
     import sys, jax, jax.numpy as jnp, numpy as np
     from lstm_jax import LSTM, native
     jax.config.update("jax_enable_x64", sys.argv[2] == "float64")
-    # 70 units (5 panels of 16, the last partial; 9 of 8 in float64), 24 features (a full and a
-    # partial panel), 64 rows (row tiles of 6 or 8), 100 steps (weight-gradient blocks of 16, the
-    # last of 4). Padding, resets and recurrent dropout too: each thread applies them to its own units.
+    # 70 units (5 panels of 16, the last partial; 9 of 8 in float64), 20 features (full and
+    # partial panels in both dtypes), 61 rows (row tiles of 6 or 8, the last partial in both
+    # kernels), 100 steps (weight-gradient blocks of 17, the last of 15). Padding, resets and
+    # recurrent dropout too: each thread applies them to its own units.
     layer = LSTM(70, implementation="native", recurrent_dropout=0.2, param_dtype=sys.argv[2])
-    x = jax.random.normal(jax.random.key(0), (64, 100, 24), sys.argv[2])
-    lengths = jax.random.randint(jax.random.key(2), (64,), 1, 101)
-    reset = jax.random.bernoulli(jax.random.key(3), 0.05, (64, 100))
+    x = jax.random.normal(jax.random.key(0), (61, 100, 20), sys.argv[2])
+    lengths = jax.random.randint(jax.random.key(2), (61,), 1, 101)
+    reset = jax.random.bernoulli(jax.random.key(3), 0.05, (61, 100))
     params = layer.init(jax.random.key(1), x)
     run = lambda p: layer.apply(
         p, x, lengths=lengths, reset=reset, deterministic=False, rngs={"dropout": jax.random.key(4)}
@@ -208,6 +209,15 @@ def test_the_avx512_kernel_gives_the_avx2_kernels_bits_in_float64(tmp_path):
     avx512, info = _probe(tmp_path, "float64", threads="1", isa="avx512")
     assert info == (1, 1, "avx512")
     np.testing.assert_array_equal(avx512, avx2)
+
+
+def test_avx512_on_a_cpu_without_it_is_a_clear_error():
+    with pytest.raises(
+        ArgumentError, match="LSTM_JAX_NATIVE_ISA: expected avx2 on this CPU .it lacks AVX-512., found 'avx512'"
+    ):
+        native.check_isa_request("avx512", {"avx2", "fma"})
+    native.check_isa_request("avx2", {"avx2", "fma"})
+    native.check_isa_request(None, {"avx2", "fma"})
 
 
 def test_a_bad_instruction_set_is_a_clear_error(monkeypatch):
