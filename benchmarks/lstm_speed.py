@@ -42,6 +42,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import speed_models as sm  # noqa: E402
+from generation_speed import section_generation  # noqa: E402
 from long_sequence_memory import section_memory  # noqa: E402
 from speed_models import median_time  # noqa: E402
 
@@ -303,56 +304,6 @@ def section_kernels() -> None:
     )
     for name, sec in rows.items():
         print(f"| {name} | {sec * 1e6:.0f} | {flops / sec / 1e9:.0f} |")
-
-
-def section_generation(length: int) -> None:
-    from lstm_jax.generate import make_sampler
-    from lstm_jax.models import CharLM
-
-    cfg = sm.CONFIGS["a"]
-    model = CharLM(vocab_size=cfg.vocab, embed_dim=cfg.embed, hidden_size=cfg.hidden)
-    window = 50
-    seed = jnp.asarray(np.random.default_rng(0).integers(2, cfg.vocab, (1, window)), jnp.int32)
-    params = model.init(jax.random.key(0), seed)["params"]
-    print(f"\n## generation: {length} characters from a {window}-character seed, batch 1, greedy, char model (a)")
-
-    predict = jax.jit(lambda p, w: jnp.argmax(model.apply({"params": p}, w)[0][0, -1]))
-
-    def tutorial():  # re-run the last 50 characters through predict for every new character
-        text = list(np.asarray(seed[0]))
-        for _ in range(length):
-            text.append(int(predict(params, jnp.asarray([text[-window:]], jnp.int32))))
-        return text
-
-    one_step = jax.jit(lambda p, tok, state: model.apply({"params": p}, tok, state))
-
-    def python_loop():  # one jitted single step per character, the state carried
-        logits, state = one_step(params, seed, None)
-        token, out = jnp.argmax(logits[:, -1], -1)[:, None], []
-        for _ in range(length):
-            out.append(token)
-            logits, state = one_step(params, token.astype(jnp.int32), state)
-            token = jnp.argmax(logits[:, -1], -1)[:, None]
-        return jax.block_until_ready(out[-1])
-
-    sampler = make_sampler(model, length)
-    seed_mask = jnp.ones(seed.shape, bool)
-
-    def compiled():
-        return jax.block_until_ready(sampler(params, seed, seed_mask, jax.random.key(0)))
-
-    results = {}
-    for name, fn in [
-        ("tutorial: predict on the 50-char window per character", tutorial),
-        ("Python loop of a jitted single step", python_loop),
-        ("lstm_jax compiled sampler (one jit, lax.scan)", compiled),
-    ]:
-        fn()
-        results[name] = length / median_time(fn, 5, warmup=1)[0]
-    base = results["tutorial: predict on the 50-char window per character"]
-    print("| method | chars/s | x tutorial |\n|---|---|---|")
-    for name, cps in results.items():
-        print(f"| {name} | {cps:,.0f} | {cps / base:.1f} |")
 
 
 def main(argv=None) -> int:
