@@ -53,7 +53,7 @@ inline __m256d fma(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, 
 
 template <typename R>
 constexpr int64_t kNR = 64 / sizeof(R);  // panel width: 16 floats, 8 doubles
-constexpr int64_t kMR = 6;               // rows per micro-tile
+constexpr int64_t kMR = 6;               // rows per micro-tile of the AVX2 kernel
 template <typename R>
 using Vec = decltype(load(static_cast<const R*>(nullptr)));
 
@@ -123,7 +123,7 @@ void micro_rows2_avx2(int64_t m, int64_t K, const R* A, int64_t a_i, int64_t a_k
 // multiply-adds over k in ascending order, each rounded once, so the bits are the AVX2 kernel's
 // (tests/lib/test_native.py compares them); only the registers holding them differ.
 constexpr int64_t kMR512 = 8;
-constexpr int64_t kMaxMR = 8;
+constexpr int64_t kMaxMR = std::max(kMR, kMR512);  // the tiles are sized for either kernel
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 namespace avx512 {
