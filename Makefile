@@ -56,8 +56,8 @@ test: lint test-lib test-pipeline gate
 
 # ruff's lint rules and formatting, configured in pyproject.toml (`ruff format` fixes the latter).
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check lstm_jax lstm_pipeline stages tests benchmarks
-	$(BIN)/ruff format --check lstm_jax lstm_pipeline stages tests benchmarks
+	$(BIN)/ruff check lstm_jax lstm_pipeline stages tests benchmarks tools
+	$(BIN)/ruff format --check lstm_jax lstm_pipeline stages tests benchmarks tools
 
 test-lib: $(TEST_STAMP)
 	$(RUN) $(BIN)/python -m pytest tests/lib

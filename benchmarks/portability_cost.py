@@ -1,7 +1,8 @@
 """What the portability pins cost (issue 14): the train step of config (a) with XLA left to
 choose (the library's default), under the pins every pipeline stage runs with
-(`lstm_jax.portability`: AVX2 cap, Eigen for every product, a 2-thread pool), and with a
-1-thread pool (the other way to make the core count not matter, rejected for its cost).
+(`lstm_jax.portability`: AVX2 cap, Eigen's own kernel for every product, a 2-thread pool),
+the same pins with oneDNN's block kernel (the pins until 2026-11-29), and with a 1-thread
+pool (the other way to make the core count not matter, rejected for its cost).
 
     python benchmarks/portability_cost.py            # ~3 min on 2 CPU cores
     python benchmarks/portability_cost.py --steps 40 --configs a,b
@@ -32,17 +33,20 @@ from lstm_jax import portability  # noqa: E402
 def variants() -> dict[str, dict]:
     """Variant name -> environment: name "lstm_jax:<how>" runs lstm_speed's lstm_jax worker."""
     user = os.environ.get("XLA_FLAGS", "")
-    pinned = {"XLA_FLAGS": portability.pinned_xla_flags(user), portability.THREADS_ENV: "2"}
+    flags_and_threads = {"XLA_FLAGS": portability.pinned_xla_flags(user), portability.THREADS_ENV: "2"}
+    pinned = {**flags_and_threads, **portability.PINNED_ENV}
     return {
         "lstm_jax": {},
         "lstm_jax:portable": pinned,
+        "lstm_jax:onednn_blocks": flags_and_threads,
         "lstm_jax:one_thread": {**pinned, portability.THREADS_ENV: "1"},
     }
 
 
 LABELS = {
     "lstm_jax": "XLA's own choices (LSTM_JAX_PORTABLE=0)",
-    "lstm_jax:portable": "the pins (pipeline default): AVX2, Eigen, 2 threads",
+    "lstm_jax:portable": "the pins (pipeline default): AVX2, Eigen's kernel, 2 threads",
+    "lstm_jax:onednn_blocks": "the pins before 2026-11-29: oneDNN's block kernel (CPU-dependent bits)",
     "lstm_jax:one_thread": "the pins with a 1-thread pool (rejected)",
 }
 

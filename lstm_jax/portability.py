@@ -11,20 +11,25 @@ the last bits from one machine to the next (issue 14). Measured on one AMD EPYC 
 - YNNPACK, which XLA calls for some matrix products, changes them against Eigen; it picks its
   kernels for the CPU at run time, which XLA's ISA cap does not govern.
 - LAPACK (flax's orthogonal initialiser's QR, through SciPy's OpenBLAS) changes the initial
-  weights between 1 and 2 cores; the library's own initialiser avoids it (`lstm_jax.initializers`).
+  weights between 1 and 2 cores; the library's own initialiser avoids it (`lstm_jax.initializers`);
+- oneDNN changes them between CPUs (found on 2026-11-29). XLA's Eigen contractions call its
+  sgemm for each block of a matrix product (the "custom contraction kernel"), and it picks its
+  kernel for the CPU at run time (AVX-512 where there is one) and, by its source, sizes its work
+  split from the L2 cache per core and the core count. Faking CPUID on an AMD EPYC (family 26,
+  AVX-512, 48 KiB L1d, 1 MiB L2; `tools/cpuid_probe.py`): hiding AVX-512 *and* reporting an L2
+  of 512 KiB or 2 MiB gave the bits that the Intel CI machine and an AVX2-only EPYC had made;
+  either alone did not, and the L1 size did not matter.
 
-`pin_for_portability()` fixes all three before JAX starts its CPU backend: a thread pool of
+`pin_for_portability()` fixes these before JAX starts its CPU backend: a thread pool of
 `INTRA_OP_THREADS` threads whatever the core count (`PJRT_NPROC`, read by XLA's CPU client), the
-ISA capped at AVX2 (which implies FMA on every x86-64 CPU that has it), and every product on
-Eigen. The pipeline's stages call it first (`lstm_pipeline.stage`); set LSTM_JAX_PORTABLE=0 to
-let XLA use every core and instruction instead (faster on big machines, machine-specific bits).
+ISA capped at AVX2 (which implies FMA on every x86-64 CPU that has it), every product on Eigen
+(no YNNPACK, no XNNPACK), and Eigen's own compiled block kernel instead of oneDNN's
+(`PINNED_ENV`): with it the bits came out the same under every CPUID the probe tried (see the
+README), at about the speed of oneDNN's AVX2 kernel. The pipeline's stages call it first
+(`lstm_pipeline.stage`); set LSTM_JAX_PORTABLE=0 to let XLA use every core and instruction
+instead (faster on big machines, machine-specific bits).
 
-Not covered, because it cannot be varied on one machine: Eigen sizes its blocks from the CPU's
-cache sizes (CPUID), so a CPU whose L1 data cache differs from 32 KiB may still group long
-sums differently. Seen on 2026-11-29: on an AMD EPYC VM with a 48 KiB L1 data cache (CPU family
-26, AVX-512) every LSTM stage wrote other bits than the committed ones, the last landed commit's
-code included, while the n-gram baseline's (no XLA) matched; that machine's own reruns agreed
-with each other. Nor GPUs and ARM CPUs, where bit identity is not promised (the gate's
+Not covered: GPUs and ARM CPUs, where bit identity is not promised (the gate's
 tolerances apply there).
 """
 
@@ -47,6 +52,14 @@ PINNED_XLA_FLAGS = {
     "--xla_cpu_max_isa": ISA,
     "--xla_cpu_experimental_ynn_fusion_type": "",  # no YNNPACK: its kernels follow the CPU
     "--xla_cpu_experimental_xnn_fusion_type": "",  # no XNNPACK either
+}
+# Read from the environment by jaxlib's native code on first use, so set before the backend starts.
+PINNED_ENV = {
+    # Eigen's own compiled kernel for each block of a matrix product, not oneDNN's sgemm, whose
+    # kernel and work split follow the CPU (module docstring).
+    "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "false",
+    # Should anything still reach oneDNN, its AVX2 kernels, as XLA's own code.
+    "ONEDNN_MAX_CPU_ISA": ISA,
 }
 REQUIRED_CPU_FLAGS = ("avx2", "fma")
 ISA_FLAGS_SHOWN = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
@@ -128,6 +141,7 @@ def pin_for_portability() -> bool:
         )
     os.environ["XLA_FLAGS"] = pinned_xla_flags(os.environ.get("XLA_FLAGS", ""))
     os.environ[THREADS_ENV] = str(INTRA_OP_THREADS)
+    os.environ.update(PINNED_ENV)
     return True
 
 
@@ -144,6 +158,7 @@ def pins_in_force() -> bool:
         and not _gpu_requested()
         and os.environ.get(THREADS_ENV) == str(INTRA_OP_THREADS)
         and all(flags.get(name) == value for name, value in PINNED_XLA_FLAGS.items())
+        and all(os.environ.get(name) == value for name, value in PINNED_ENV.items())
     )
 
 
@@ -173,7 +188,7 @@ def platform_record() -> dict:
         "portable": pins_in_force(),
     }
     if record["portable"]:
-        record["pins"] = {"max_isa": ISA, "intra_op_threads": INTRA_OP_THREADS, "products": "eigen"}
+        record["pins"] = {"max_isa": ISA, "intra_op_threads": INTRA_OP_THREADS, "products": "eigen kernel"}
         return record
     record["cpu"] = cpu_model()
     record["cores"] = _cores()

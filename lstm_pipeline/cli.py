@@ -33,7 +33,7 @@ def cmd_check_metrics(args) -> int:
 
 
 def cmd_check_reproduced(args) -> int:
-    from lstm_pipeline.reproduced import LOCK, cache_hint, changed_outputs, run_was_pinned
+    from lstm_pipeline.reproduced import LOCK, changed_outputs, run_was_pinned
 
     root = Path(".")
     if not run_was_pinned(root):
@@ -47,9 +47,6 @@ def cmd_check_reproduced(args) -> int:
         if changed
         else f"reproduced: every output bit for bit as committed in {args.baseline}:{LOCK}"
     )
-    hint = cache_hint() if changed else None
-    if hint:
-        print(f"reproduced: note: {hint}")
     return 1 if changed else 0
 
 

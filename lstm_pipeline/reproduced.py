@@ -7,10 +7,9 @@ just wrote says exactly which outputs came out different. Under the portability 
 elsewhere (a GPU, an ARM CPU, LSTM_JAX_PORTABLE=0) bit identity is not promised, the check is
 skipped, and the gate's tolerances are what applies.
 
-Known exception: XLA's Eigen sizes its matrix blocks from the CPU's cache sizes, which the pins
-cannot fix. The committed outputs were made and checked on CPUs with a 32 KiB L1 data cache; on
-an AMD EPYC with 48 KiB (CPU family 26) every LSTM stage wrote other bits (README, "The same bits
-on a colleague's x86-64 machine"), so a failed check names this CPU's L1 data cache when it differs.
+The committed outputs were made on an AMD EPYC with AVX-512 and a 48 KiB L1 / 1 MiB L2 cache,
+and reproduced with CPUID reporting other cache sizes and no AVX-512 (`benchmarks/cpuid_probe`):
+see `lstm_jax.portability` for what decided the bits before the contraction kernel was pinned.
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ from lstm_pipeline.gate import check_revision
 from lstm_pipeline.yamlfile import load_yaml
 
 LOCK = "dvc.lock"
-L1_DATA_KIB = 32  # the L1 data cache of the CPUs the committed outputs were made and checked on
-SYSFS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 PLATFORM_FROM = "metrics/summary.json"  # the last stage's metrics: its platform is the run's
 
 
@@ -51,31 +48,6 @@ def changed_outputs(root: Path, rev: str) -> list[str]:
     fresh = _hashes(load_yaml(root / LOCK, "DVC lock file") or {})
     keys = sorted(set(committed) | set(fresh))
     return [f"{stage}: {path}" for stage, path in keys if committed.get((stage, path)) != fresh.get((stage, path))]
-
-
-def l1_data_cache_kib(cache_dir: Path | None = None) -> int | None:
-    """This CPU's level-1 data cache in KiB, as Linux's sysfs (or `cache_dir`) lists it; None
-    where it does not."""
-    for index in sorted((cache_dir or SYSFS_CACHE).glob("index*")):
-        try:
-            level, kind, size = ((index / name).read_text().strip() for name in ("level", "type", "size"))
-        except OSError:
-            continue
-        if level == "1" and kind == "Data" and size.endswith("K") and size[:-1].isdigit():
-            return int(size[:-1])
-    return None
-
-
-def cache_hint(cache_dir: Path | None = None) -> str | None:
-    """Why outputs may differ on this CPU although the run was pinned, or None."""
-    l1 = l1_data_cache_kib(cache_dir)
-    if l1 is None or l1 == L1_DATA_KIB:
-        return None
-    return (
-        f"this CPU's L1 data cache is {l1} KiB, not the {L1_DATA_KIB} KiB of the CPUs the committed "
-        "outputs were made on; XLA's Eigen sizes its matrix blocks from it, which the pins cannot fix "
-        "(README: 'The same bits on a colleague's x86-64 machine')"
-    )
 
 
 def run_was_pinned(root: Path) -> bool:

@@ -147,34 +147,3 @@ def test_check_reproduced_is_skipped_for_an_unpinned_run(pipeline_repo, capsys):
     (pipeline_repo / "metrics/summary.json").write_text("{}")
     assert main(["check-reproduced"]) == 2
     assert "metrics/summary.json: expected a metrics file with platform.portable" in capsys.readouterr().err
-
-
-def _fake_cache(root, *levels):
-    """A sysfs cache folder: one index per (level, type, size)."""
-    for i, (level, kind, size) in enumerate(levels):
-        index = root / f"index{i}"
-        index.mkdir(parents=True)
-        for name, value in (("level", level), ("type", kind), ("size", size)):
-            (index / name).write_text(f"{value}\n")
-    return root
-
-
-def test_a_failed_check_names_an_l1_data_cache_unlike_the_committed_runs(tmp_path, pipeline_repo, capsys, monkeypatch):
-    """On a CPU whose L1 data cache is not 32 KiB, Eigen's blocks (and so the bits) may differ:
-    the failure says so; with 32 KiB, or where sysfs does not say, it does not."""
-    from lstm_pipeline import reproduced
-
-    zen5 = _fake_cache(tmp_path / "zen5", ("1", "Data", "48K"), ("1", "Instruction", "32K"), ("2", "Unified", "1024K"))
-    usual = _fake_cache(tmp_path / "usual", ("1", "Instruction", "32K"), ("1", "Data", "32K"))
-    assert reproduced.l1_data_cache_kib(zen5) == 48
-    assert reproduced.l1_data_cache_kib(usual) == 32
-    assert reproduced.l1_data_cache_kib(tmp_path / "absent") is None
-    assert reproduced.cache_hint(usual) is None
-    assert "L1 data cache is 48 KiB, not the 32 KiB" in reproduced.cache_hint(zen5)
-
-    monkeypatch.setattr(reproduced, "SYSFS_CACHE", zen5)
-    assert main(["check-reproduced"]) == 0  # nothing differs: no note
-    assert "L1 data cache" not in capsys.readouterr().out
-    (pipeline_repo / "dvc.lock").write_text(LOCK.format(train="a" * 32, model="c" * 32))
-    assert main(["check-reproduced"]) == 1
-    assert "reproduced: note: this CPU's L1 data cache is 48 KiB" in capsys.readouterr().out

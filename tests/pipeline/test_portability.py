@@ -25,7 +25,14 @@ from lstm_jax import portability
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
-ENV_KEYS = (portability.PORTABLE_ENV, portability.THREADS_ENV, "XLA_FLAGS", "PYTHONHASHSEED", "NPROC")
+ENV_KEYS = (
+    portability.PORTABLE_ENV,
+    portability.THREADS_ENV,
+    "XLA_FLAGS",
+    "PYTHONHASHSEED",
+    "NPROC",
+    *portability.PINNED_ENV,
+)
 
 pytestmark = pytest.mark.skipif(not portability.pinnable(), reason="the pins apply to x86-64 CPUs with AVX2 and FMA")
 
@@ -93,6 +100,10 @@ VARIANTS = {
         "env_extra": {"XLA_FLAGS": "--xla_cpu_max_isa=AVX", portability.THREADS_ENV: "1"}
     },
     "ISA above the pin": {"env_extra": {"XLA_FLAGS": f"--xla_cpu_max_isa={ABOVE_PIN}"}},
+    # A user's switch back to oneDNN's block kernel, at its best ISA: the pins override it.
+    "oneDNN asked for": {
+        "env_extra": {"TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "true", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
+    },
     "another working directory": {"cwd": "/"},
     "another PYTHONHASHSEED": {"env_extra": {"PYTHONHASHSEED": "4242"}},
 }
@@ -119,12 +130,26 @@ def test_the_comparison_can_fail_without_the_pins(reference, unpinned):
     assert "model/params.msgpack" in differing(reference, unpinned)
 
 
+def test_the_block_kernel_pin_changes_the_bits(workspace, reference):
+    """The XLA flags and thread count of the pins, but oneDNN's block kernel (the jaxlib
+    default): other weights, so the kernel pin is not a no-op on this machine (oneDNN's and
+    Eigen's kernels sum in different orders on any CPU)."""
+    flags = portability.pinned_xla_flags("")
+    env = {
+        portability.PORTABLE_ENV: "0",
+        "XLA_FLAGS": flags,
+        portability.THREADS_ENV: str(portability.INTRA_OP_THREADS),
+    }
+    found = train(workspace, "onednn_kernel", cache="onednn", env_extra=env)
+    assert "model/params.msgpack" in differing(reference, found)
+
+
 def test_metrics_and_checkpoints_record_the_platform(workspace, reference, unpinned):
     metrics = json.loads((workspace / "reference/metrics.json").read_text())
     config = json.loads((workspace / "reference/model/config.json").read_text())
     for record in (metrics["platform"], config["platform"]):
         assert record["portable"] is True
-        assert record["pins"] == {"max_isa": "AVX2", "intra_op_threads": 2, "products": "eigen"}
+        assert record["pins"] == {"max_isa": "AVX2", "intra_op_threads": 2, "products": "eigen kernel"}
         assert "cpu" not in record  # a CPU model would make two machines' files differ
     unpinned = json.loads((workspace / "unpinned/metrics.json").read_text())["platform"]
     assert unpinned["portable"] is False and unpinned["cpu"] == portability.cpu_model()

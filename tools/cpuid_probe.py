@@ -1,0 +1,118 @@
+"""Run a command as if on a CPU with other cache sizes, or without AVX-512: the check that the
+pinned pipeline's bits do not depend on what CPUID says (lstm_jax.portability).
+
+jaxlib's native code (XLA, Eigen, oneDNN) reads the CPU's features and cache sizes with the
+CPUID instruction, which a user process cannot intercept. So the probe copies jaxlib once into
+--workdir, replaces each CPUID in its native library by an illegal instruction (sites found with
+`objdump -d`), and runs the command with that copy first on PYTHONPATH and `fake_cpuid.c`
+preloaded: it answers those sites with the real CPUID, edited. Needs gcc and objdump (binutils).
+
+    python tools/cpuid_probe.py --l1d 32 --l2 512 --no-avx512 -- dvc repro --force
+    lstm-pipeline check-reproduced --baseline HEAD
+
+The first call takes about a minute (copy and disassembly); later calls reuse --workdir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LIBRARY = "libjax_common.so"  # the one native library of jaxlib 0.10 that holds XLA and its kernels
+CPUID, UD2 = b"\x0f\xa2", b"\x0f\x0b"
+
+
+def fail(message: str) -> None:
+    print(f"cpuid_probe: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def jaxlib_dir() -> Path:
+    spec = importlib.util.find_spec("jaxlib")
+    if spec is None or not spec.submodule_search_locations:
+        fail("jaxlib: expected an installed package, found none (run `make install`)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def text_section(library: Path) -> tuple[int, int]:
+    """(virtual address, file offset) of the library's .text section."""
+    out = subprocess.run(["objdump", "-h", str(library)], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == ".text":
+            return int(parts[3], 16), int(parts[5], 16)
+    fail(f"{library}: expected a .text section, found none")
+
+
+def cpuid_sites(library: Path) -> list[int]:
+    """Virtual addresses of the CPUID instructions in the library's code."""
+    dump = subprocess.Popen(["objdump", "-d", "--no-show-raw-insn", str(library)], stdout=subprocess.PIPE, text=True)
+    sites = [int(m.group(1), 16) for line in dump.stdout if (m := re.match(r"\s*([0-9a-f]+):\s+cpuid\s*$", line))]
+    if dump.wait() != 0 or not sites:
+        fail(f"{library}: objdump found no CPUID instruction")
+    return sites
+
+
+def prepare(workdir: Path) -> tuple[Path, Path, Path]:
+    """The patched jaxlib copy's parent folder, its sites file and the preload library."""
+    for tool in ("gcc", "objdump"):
+        if shutil.which(tool) is None:
+            fail(f"{tool}: expected on PATH, found none")
+    source = jaxlib_dir()
+    stamp = f"{source} {(source / LIBRARY).stat().st_size} {(source / LIBRARY).stat().st_mtime_ns}\n"
+    site_path, preload = workdir / "cpuid_sites.txt", workdir / "fake_cpuid.so"
+    if not ((workdir / "stamp").is_file() and (workdir / "stamp").read_text() == stamp):
+        shutil.rmtree(workdir / "jaxlib", ignore_errors=True)
+        workdir.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, workdir / "jaxlib", ignore=shutil.ignore_patterns("__pycache__"))
+        library = workdir / "jaxlib" / LIBRARY
+        sites = cpuid_sites(library)
+        vaddr, offset = text_section(library)
+        with open(library, "r+b") as f:
+            for site in sites:
+                f.seek(site - vaddr + offset)
+                if f.read(2) != CPUID:
+                    fail(f"{library}: expected CPUID at {site:#x}, found other bytes")
+                f.seek(site - vaddr + offset)
+                f.write(UD2)
+        site_path.write_text("".join(f"{s:x}\n" for s in sites))
+        (workdir / "stamp").write_text(stamp)
+        print(f"cpuid_probe: patched {len(sites)} CPUID sites in a copy of {source}", file=sys.stderr)
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(preload), str(HERE / "fake_cpuid.c")], check=True)
+    return workdir, site_path, preload
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--l1d", type=int, help="L1 data cache to report, KiB (default: the real one)")
+    parser.add_argument("--l2", type=int, help="L2 cache to report, KiB (default: the real one)")
+    parser.add_argument("--no-avx512", action="store_true", help="hide AVX-512 from CPUID")
+    parser.add_argument("--workdir", type=Path, default=Path.home() / ".cache/lstm_jax_cpuid_probe")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("command: expected one after --, found none")
+    parent, site_path, preload = prepare(args.workdir.resolve())
+    env = dict(os.environ, FAKE_CPUID_SITES=str(site_path), FAKE_CPUID_LIBRARY=LIBRARY, FAKE_CPUID_REPORT="1")
+    env["LD_PRELOAD"] = " ".join(filter(None, [str(preload), os.environ.get("LD_PRELOAD", "")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(parent), os.environ.get("PYTHONPATH", "")]))
+    # A compilation cache filled under the real CPUID would skip the compiler that reads the fake one.
+    env["LSTM_JAX_COMPILATION_CACHE"] = "off"
+    for name, value in (("FAKE_L1D_KIB", args.l1d), ("FAKE_L2_KIB", args.l2)):
+        if value is not None:
+            env[name] = str(value)
+    if args.no_avx512:
+        env["FAKE_NO_AVX512"] = "1"
+    return subprocess.run(command, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
