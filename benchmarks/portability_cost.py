@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lstm_speed  # noqa: E402
 import speed_models as sm  # noqa: E402
 
-from lstm_jax import portability  # noqa: E402
+from lstm_jax import native, portability  # noqa: E402
 
 
 def variants() -> dict[str, dict]:
@@ -40,6 +40,8 @@ def variants() -> dict[str, dict]:
         "lstm_jax:portable": pinned,
         "lstm_jax:onednn_blocks": flags_and_threads,
         "lstm_jax:one_thread": {**pinned, portability.THREADS_ENV: "1"},
+        # The native recurrence under the pins: its own kernels, whose bits follow no CPU feature.
+        "native:portable": pinned,
     }
 
 
@@ -48,6 +50,7 @@ LABELS = {
     "lstm_jax:portable": "the pins (pipeline default): AVX2, Eigen's kernel, 2 threads",
     "lstm_jax:onednn_blocks": "the pins before 2026-11-29: oneDNN's block kernel (CPU-dependent bits)",
     "lstm_jax:one_thread": "the pins with a 1-thread pool (rejected)",
+    "native:portable": 'implementation="native" under the pins',
 }
 
 
@@ -58,6 +61,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     lstm_speed.print_machine()
     env = variants()
+    if not native.available():
+        print(f'implementation="native" is left out: {native.unavailable_reason()}')
+        del env["native:portable"]
     for config in args.configs.split(","):
         cache = tempfile.mkdtemp(prefix="lstm_jax_pins_cache_")
         res = lstm_speed.run_in_processes(list(env), config, args.steps, cache, extra_env=env)
