@@ -49,6 +49,10 @@ class CharLM(nn.Module):
     # "lstm" or "gru". The layer keeps the name `lstm` either way, so parameter trees (and
     # checkpoints written before the option existed) keep their paths.
     cell: str = "lstm"
+    # The recurrence's implementation (`lstm_jax.lstm.lstm`): "fused" (default), "scan" or, for
+    # float32 LSTMs, "native" (its own C++ kernels). Checkpoints record it, so a reloaded model
+    # computes the same way; older checkpoints, without the field, get "fused".
+    implementation: str = "fused"
 
     def setup(self):
         self.embed = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype)
@@ -64,6 +68,7 @@ class CharLM(nn.Module):
             recurrent_dropout=self.recurrent_dropout,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
+            implementation=self.implementation,
         )
 
     def __call__(self, tokens, state=None, *, lengths=None, mask=None, deterministic=True):

@@ -7,13 +7,22 @@ import dataclasses
 
 import optax
 
+from lstm_jax import native
+from lstm_jax.errors import ConfigError
 from lstm_jax.models import CharLM, build_model
 from lstm_jax.train import make_optimizer
 from lstm_pipeline.params import ModelConfig, OptimizerConfig
 
 
-def char_lm(model: ModelConfig, vocab_size: int) -> CharLM:
-    """A CharLM from the `train.model` section and a vocabulary size."""
+def char_lm(model: ModelConfig, vocab_size: int, section: str = "train") -> CharLM:
+    """A CharLM from the `<section>.model` section and a vocabulary size. "native" where its
+    kernels cannot load is an error here, not the library's warning and fallback to "fused":
+    the fallback computes other bits than the committed outputs."""
+    if model.implementation == "native" and not native.available():
+        raise ConfigError(
+            f"{section}.model.implementation: expected 'fused' on this machine ({native.unavailable_reason()}), "
+            "found 'native'; with 'fused' the outputs are not the committed bits"
+        )
     return build_model("CharLM", {"vocab_size": vocab_size, **dataclasses.asdict(model)})
 
 

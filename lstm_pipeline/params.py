@@ -51,6 +51,9 @@ class ModelConfig:
         rule=lambda v: v in ("float32", "bfloat16", "float16"),
         expect="one of 'float32', 'bfloat16', 'float16'",
     )
+    # The recurrence: "fused" (XLA) or "native" (the library's C++ kernels: float32 LSTMs only,
+    # faster, and needs the extension built by `pip install`; see lstm_jax.native).
+    implementation: str = _check("fused", rule=lambda v: v in ("fused", "native"), expect="one of 'fused', 'native'")
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,12 @@ def parse_params(raw, root: Path = Path("."), source: str = "params.yaml") -> Pa
     ):
         if name not in p.texts:
             raise ConfigError(f"{source}: {key}: expected one of {sorted(p.texts)}, found {name!r}")
+    for section, model in (("train", params.train.model), ("tutorial", params.tutorial.model)):
+        if model.implementation == "native" and (model.cell, model.dtype) != ("lstm", "float32"):
+            raise ConfigError(
+                f"{source}: {section}.model.implementation: expected 'fused' with cell {model.cell!r} and "
+                f"dtype {model.dtype!r} ('native' runs float32 LSTMs only), found 'native'"
+            )
     for section, run in (("train", params.train), ("tutorial", params.tutorial), ("transfer", params.transfer)):
         n = train_windows[run.dataset]
         if run.batch_size > n:

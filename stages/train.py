@@ -35,7 +35,7 @@ def main(params, args):
     cfg = getattr(params, args.section)
     start = time.perf_counter()
     ds = load_dataset(args.data)
-    model = adapter.char_lm(cfg.model, len(ds.vocab))
+    model = adapter.char_lm(cfg.model, len(ds.vocab), args.section)
     key = jax.random.key(cfg.seed)
     n_epochs = cfg.epochs_for(ds.train.shape[0])
     total_steps = count_steps(ds.train.shape[0], cfg.batch_size, n_epochs)

@@ -1,6 +1,7 @@
 """params.yaml validation: one clear message naming the key, before any training."""
 
 import copy
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,22 @@ BAD = [
     ("train.model.dropout", 1.0, r"train.model.dropout: expected a number in \[0, 1\)"),
     ("train.model.cell", "lstmgru", r"train.model.cell: expected one of 'lstm', 'gru', found 'lstmgru'"),
     ("train.model.dtype", "float64", r"train.model.dtype: expected one of 'float32', 'bfloat16', 'float16'"),
+    (
+        "train.model.implementation",
+        "cuda",
+        r"train.model.implementation: expected one of 'fused', 'native', found 'cuda'",
+    ),
+    (
+        "train.model.cell",
+        "gru",
+        r"train.model.implementation: expected 'fused' with cell 'gru' and dtype 'float32' "
+        r"\('native' runs float32 LSTMs only\), found 'native'",
+    ),
+    (
+        "train.model.dtype",
+        "bfloat16",
+        r"train.model.implementation: expected 'fused' with cell 'lstm' and dtype 'bfloat16'",
+    ),
     ("train.dataset", "text9", r"train.dataset: expected one of \['python_docs', 'text1', 'text2'\], found 'text9'"),
     ("tutorial.dataset", "text9", r"tutorial.dataset: expected one of \['python_docs', 'text1', 'text2'\]"),
     ("prepare.stride", 51, r"prepare.stride: expected at most prepare.seq_length \(50\), found 51"),
@@ -88,10 +105,11 @@ def test_bad_values_name_the_key(path, value, message):
         parse_params(with_change(path, value), ROOT)
 
 
-@pytest.mark.parametrize("cell, dtype", [("gru", "bfloat16"), ("lstm", "float32")])
-def test_cell_and_dtype_reach_the_model(cell, dtype):
-    """train.model.cell / dtype build a CharLM with that layer and compute dtype, and the
-    checkpoint's model config records them (so reload, transfer and generate rebuild it)."""
+@pytest.mark.parametrize("cell, dtype, implementation", [("gru", "bfloat16", "fused"), ("lstm", "float32", "native")])
+def test_cell_and_dtype_reach_the_model(cell, dtype, implementation):
+    """train.model.cell / dtype / implementation build a CharLM with that layer, compute dtype and
+    recurrence, and the checkpoint's model config records them (so reload, transfer and generate
+    rebuild it)."""
     import jax
 
     from lstm_jax.gru import GRU
@@ -100,15 +118,31 @@ def test_cell_and_dtype_reach_the_model(cell, dtype):
 
     raw = with_change("train.model.cell", cell)
     raw["train"]["model"]["dtype"] = dtype
+    raw["train"]["model"]["implementation"] = implementation
     model = char_lm(parse_params(raw, ROOT).train.model, vocab_size=11)
     recorded = model_config(model)["kwargs"]
-    assert (recorded["cell"], recorded["dtype"]) == (cell, dtype)
+    assert (recorded["cell"], recorded["dtype"], recorded["implementation"]) == (cell, dtype, implementation)
     variables = model.init(jax.random.key(0), model.example_input())
     logits, state = model.apply(variables, model.example_input())
     assert logits.dtype == jax.numpy.float32 and logits.shape == (1, 1, 11)
     layer = model.bind(variables).lstm
     assert isinstance(layer, GRU) == (cell == "gru")
     assert state[0].h.dtype == jax.numpy.dtype(dtype)
+
+
+def test_native_where_its_kernels_cannot_load_is_an_error(monkeypatch):
+    """The library would warn and run "fused" (other bits than the committed outputs): the
+    pipeline refuses instead, in one line naming the key and the reason."""
+    from lstm_jax import native
+    from lstm_pipeline.adapter import char_lm
+
+    monkeypatch.setattr(native, "available", lambda: False)
+    monkeypatch.setattr(native, "unavailable_reason", lambda: "the C++ extension was not built")
+    model = parse_params(RAW, ROOT).tutorial.model
+    message = r"tutorial.model.implementation: expected 'fused' on this machine \(the C\+\+ extension was not built\)"
+    with pytest.raises(ConfigError, match=message):
+        char_lm(model, vocab_size=11, section="tutorial")
+    char_lm(dataclasses.replace(model, implementation="fused"), vocab_size=11, section="tutorial")
 
 
 def test_misspelled_key_suggests_the_right_one():
