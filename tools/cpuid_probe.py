@@ -10,6 +10,9 @@ preloaded: it answers those sites with the real CPUID, edited. Needs gcc and obj
     python tools/cpuid_probe.py --l1d 32 --l2 512 --no-avx512 -- dvc repro --force
     lstm-pipeline check-reproduced --baseline HEAD
 
+Cache sizes are powers of two in KiB. --no-avx512 hides AVX-512 from jaxlib and also sets
+LSTM_JAX_NATIVE_ISA=avx2, since the native kernels read CPUID through libgcc, which is not patched.
+
 The first call takes about a minute (copy and disassembly); later calls reuse --workdir.
 """
 
@@ -68,7 +71,8 @@ def prepare(workdir: Path) -> tuple[Path, Path, Path]:
     source = jaxlib_dir()
     stamp = f"{source} {(source / LIBRARY).stat().st_size} {(source / LIBRARY).stat().st_mtime_ns}\n"
     site_path, preload = workdir / "cpuid_sites.txt", workdir / "fake_cpuid.so"
-    if not ((workdir / "stamp").is_file() and (workdir / "stamp").read_text() == stamp):
+    fresh = (workdir / "stamp").is_file() and (workdir / "stamp").read_text() == stamp
+    if not (fresh and (workdir / "jaxlib" / LIBRARY).is_file() and site_path.is_file()):
         shutil.rmtree(workdir / "jaxlib", ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, workdir / "jaxlib", ignore=shutil.ignore_patterns("__pycache__"))
@@ -85,14 +89,24 @@ def prepare(workdir: Path) -> tuple[Path, Path, Path]:
         site_path.write_text("".join(f"{s:x}\n" for s in sites))
         (workdir / "stamp").write_text(stamp)
         print(f"cpuid_probe: patched {len(sites)} CPUID sites in a copy of {source}", file=sys.stderr)
-    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(preload), str(HERE / "fake_cpuid.c")], check=True)
+    subprocess.run(
+        ["gcc", "-O2", "-shared", "-fPIC", "-o", str(preload), str(HERE / "fake_cpuid.c"), "-ldl"], check=True
+    )
     return workdir, site_path, preload
+
+
+def kib(text: str) -> int:
+    """A cache size in KiB: a power of two, so that ways x line x sets can make it exactly."""
+    if not text.isdigit() or int(text) < 1 or int(text) & (int(text) - 1):
+        raise argparse.ArgumentTypeError(f"expected a power of two (KiB), found {text!r}")
+    return int(text)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--l1d", type=int, help="L1 data cache to report, KiB (default: the real one)")
-    parser.add_argument("--l2", type=int, help="L2 cache to report, KiB (default: the real one)")
+    parser.add_argument("--l1d", type=kib, help="L1 data cache to report, KiB (default: the real one)")
+    parser.add_argument("--l2", type=kib, help="L2 cache to report, KiB (default: the real one)")
+    parser.add_argument("--l3", type=kib, help="L3 cache to report, KiB, at least 512 (default: the real one)")
     parser.add_argument("--no-avx512", action="store_true", help="hide AVX-512 from CPUID")
     parser.add_argument("--workdir", type=Path, default=Path.home() / ".cache/lstm_jax_cpuid_probe")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
@@ -100,17 +114,21 @@ def main(argv=None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("command: expected one after --, found none")
+    if args.l3 is not None and args.l3 < 512:
+        parser.error(f"--l3: expected at least 512 (CPUID counts L3 in 512 KiB units), found {args.l3}")
     parent, site_path, preload = prepare(args.workdir.resolve())
-    env = dict(os.environ, FAKE_CPUID_SITES=str(site_path), FAKE_CPUID_LIBRARY=LIBRARY, FAKE_CPUID_REPORT="1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_")}  # none from an earlier probe
+    env.update(FAKE_CPUID_SITES=str(site_path), FAKE_CPUID_LIBRARY=LIBRARY, FAKE_CPUID_REPORT="1")
     env["LD_PRELOAD"] = " ".join(filter(None, [str(preload), os.environ.get("LD_PRELOAD", "")]))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(parent), os.environ.get("PYTHONPATH", "")]))
     # A compilation cache filled under the real CPUID would skip the compiler that reads the fake one.
     env["LSTM_JAX_COMPILATION_CACHE"] = "off"
-    for name, value in (("FAKE_L1D_KIB", args.l1d), ("FAKE_L2_KIB", args.l2)):
+    for name, value in (("FAKE_L1D_KIB", args.l1d), ("FAKE_L2_KIB", args.l2), ("FAKE_L3_KIB", args.l3)):
         if value is not None:
             env[name] = str(value)
     if args.no_avx512:
         env["FAKE_NO_AVX512"] = "1"
+        env["LSTM_JAX_NATIVE_ISA"] = "avx2"
     return subprocess.run(command, env=env).returncode
 
 
