@@ -30,15 +30,18 @@ if _include is not None:
             sources=["lstm_jax/_native_lstm.cc"],
             include_dirs=[_include],
             language="c++",
-            # AVX2 + FMA, the ISA the pipeline pins XLA to; no -ffast-math: the same source and
-            # compiler give the same arithmetic. GCC vectorizes the gate loops only at -O3 with
-            # -fno-trapping-math (which lets a compare become a select; no result bit changes).
+            # AVX2 + FMA, the ISA the pipeline pins XLA to. No -ffast-math, and -ffp-contract=off:
+            # the only fused multiply-adds are the micro-kernels' explicit ones, so the gate math is
+            # plain IEEE arithmetic that any compiler (GCC's version, clang) must reproduce bit for
+            # bit, not a choice of which a*b+c to fuse. GCC vectorizes the gate loops only at -O3
+            # with -fno-trapping-math (which lets a compare become a select; no result bit changes).
             extra_compile_args=[
                 "-std=c++17",
                 "-O3",
                 "-mavx2",
                 "-mfma",
                 "-fno-trapping-math",
+                "-ffp-contract=off",
                 "-fopenmp-simd",
                 "-Wno-attributes",
             ],

@@ -33,10 +33,11 @@ from lstm_jax import native, portability  # noqa: E402
 def variants() -> dict[str, dict]:
     """Variant name -> environment: name "lstm_jax:<how>" runs lstm_speed's lstm_jax worker."""
     user = os.environ.get("XLA_FLAGS", "")
-    flags_and_threads = {"XLA_FLAGS": portability.pinned_xla_flags(user), portability.THREADS_ENV: "2"}
+    onednn = {"TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "true"}  # jaxlib's default, whatever the shell says
+    flags_and_threads = {"XLA_FLAGS": portability.pinned_xla_flags(user), portability.THREADS_ENV: "2", **onednn}
     pinned = {**flags_and_threads, **portability.PINNED_ENV}
     return {
-        "lstm_jax": {},
+        "lstm_jax": onednn,
         "lstm_jax:portable": pinned,
         "lstm_jax:onednn_blocks": flags_and_threads,
         "lstm_jax:one_thread": {**pinned, portability.THREADS_ENV: "1"},

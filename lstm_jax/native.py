@@ -17,8 +17,9 @@ runs "fused" instead; `unavailable_reason()` says why.
 Reproducibility: every output element is summed by one thread in a fixed order, one fused
 multiply-add at a time, so the bits depend neither on the team's size (`LSTM_JAX_NATIVE_THREADS`,
 default: the usable cores, at most `MAX_THREADS`) nor on the micro-kernel's instruction set nor
-on the CPU, given the same build (tests/lib/test_native.py). The pipeline's
-stages keep "fused" (their committed outputs are XLA's bits).
+on the CPU (tests/lib/test_native.py), nor on the compiler: setup.py turns off floating-point
+contraction, so the only fused multiply-adds are the micro-kernels' explicit ones. The pipeline's
+character models run it (`train.model.implementation`).
 """
 
 from __future__ import annotations

@@ -15,15 +15,20 @@ from lstm_pipeline.params import ModelConfig, OptimizerConfig
 
 
 def char_lm(model: ModelConfig, vocab_size: int, section: str = "train") -> CharLM:
-    """A CharLM from the `<section>.model` section and a vocabulary size. "native" where its
-    kernels cannot load is an error here, not the library's warning and fallback to "fused":
-    the fallback computes other bits than the committed outputs."""
-    if model.implementation == "native" and not native.available():
-        raise ConfigError(
-            f"{section}.model.implementation: expected 'fused' on this machine ({native.unavailable_reason()}), "
-            "found 'native'; with 'fused' the outputs are not the committed bits"
-        )
+    """A CharLM from the `<section>.model` section and a vocabulary size."""
+    require_native(model.implementation, f"{section}.model.implementation")
     return build_model("CharLM", {"vocab_size": vocab_size, **dataclasses.asdict(model)})
+
+
+def require_native(implementation: str | None, where: str) -> None:
+    """ "native" where its kernels cannot load is a one-line error in the pipeline, not the
+    library's warning and fallback to "fused", which computes other bits than the committed
+    outputs. `where` names the key (a params key, or a checkpoint's model config)."""
+    if implementation == "native" and not native.available():
+        raise ConfigError(
+            f"{where}: expected 'fused' on this machine ({native.unavailable_reason()}), found 'native'; "
+            "with 'fused' the outputs are not the committed bits"
+        )
 
 
 def optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:

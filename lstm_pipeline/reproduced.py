@@ -8,7 +8,7 @@ elsewhere (a GPU, an ARM CPU, LSTM_JAX_PORTABLE=0) bit identity is not promised,
 skipped, and the gate's tolerances are what applies.
 
 The committed outputs were made on an AMD EPYC with AVX-512 and a 48 KiB L1 / 1 MiB L2 cache,
-and reproduced with CPUID reporting other cache sizes and no AVX-512 (`benchmarks/cpuid_probe`):
+and reproduced with CPUID reporting other cache sizes and no AVX-512 (`tools/cpuid_probe.py`):
 see `lstm_jax.portability` for what decided the bits before the contraction kernel was pinned.
 """
 

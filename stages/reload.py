@@ -11,6 +11,7 @@ from lstm_jax.errors import CheckpointError
 from lstm_jax.generate import generate_text
 from lstm_jax.outputs import write_text
 from lstm_jax.evaluation import Evaluator
+from lstm_pipeline import adapter
 from lstm_pipeline.stage import run_stage, write_metrics
 
 
@@ -25,6 +26,7 @@ def arguments(parser):
 def main(params, args):
     cfg = params.reload
     ckpt = load_checkpoint(args.model)
+    adapter.require_native(getattr(ckpt.model, "implementation", None), f"{args.model}: model implementation")
     ds = load_dataset(args.data)
     if ds.vocab != ckpt.vocab:
         raise CheckpointError(f"{args.model}: the checkpoint's vocabulary differs from {args.data / 'vocab.json'}")

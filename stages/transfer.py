@@ -47,6 +47,7 @@ def main(params, args):
     cfg = params.transfer
     start = time.perf_counter()
     ckpt = load_checkpoint(args.model)
+    adapter.require_native(getattr(ckpt.model, "implementation", None), f"{args.model}: model implementation")
     target = load_dataset(args.data)
     old = load_dataset(args.forgetting_data)
     vocab = ckpt.vocab.union(target.vocab)  # old ids stay put; characters new to the model go last

@@ -4,7 +4,8 @@ On one machine we vary what differs between machines: the cores the process may 
 affinity, 1 against 2), the instruction set XLA is told it may use (a machine's or a user's
 XLA_FLAGS), a cold against a warm compilation cache, the working directory and PYTHONHASHSEED.
 The stage is the real `stages/train.py`, on a small text, with the headline model's width (256
-hidden units, so Eigen splits its long sums between threads as it does in the pipeline). A last
+hidden units) and implementation "fused", so that every product is XLA's, as in the stages other
+than the char models (which run "native", whose bits tests/lib/test_native.py pins down). A last
 run without the pins must differ, showing the comparison can fail.
 """
 
@@ -47,6 +48,7 @@ def workspace(tmp_path_factory):
     for section, key in (("tutorial", "dataset"), ("transfer", "dataset"), ("transfer", "forgetting_dataset")):
         params[section][key] = "tiny"
     params["train"].update(dataset="tiny", epochs=2, steps=None, patience=None, batch_size=32, checkpoint_every=1000)
+    params["train"]["model"]["implementation"] = "fused"
     (ws / "params.yaml").write_text(yaml.safe_dump(params))
     run([ROOT / "stages/prepare.py", "--params", ws / "params.yaml", "--out", ws / "data", "--metrics", ws / "p.json"])
     return ws
