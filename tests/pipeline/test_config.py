@@ -116,6 +116,10 @@ def test_cell_and_dtype_reach_the_model(cell, dtype, implementation):
     from lstm_jax.models import model_config
     from lstm_pipeline.adapter import char_lm
 
+    from lstm_jax import native
+
+    if implementation == "native" and not native.available():
+        pytest.skip(f"native kernels unavailable: {native.unavailable_reason()}")
     raw = with_change("train.model.cell", cell)
     raw["train"]["model"]["dtype"] = dtype
     raw["train"]["model"]["implementation"] = implementation
