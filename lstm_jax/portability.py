@@ -18,19 +18,22 @@ the last bits from one machine to the next (issue 14). Measured on one AMD EPYC 
   split from the L2 cache per core and the core count. Faking CPUID on an AMD EPYC (family 26,
   AVX-512, 48 KiB L1d, 1 MiB L2; `tools/cpuid_probe.py`): hiding AVX-512 *and* reporting an L2
   of 512 KiB or 2 MiB gave the bits that the Intel CI machine and an AVX2-only EPYC had made;
-  either alone did not, and the L1 size did not matter.
+  either alone did not, and the L1 size (32 against 48 KiB) did not matter.
 
 `pin_for_portability()` fixes these before JAX starts its CPU backend: a thread pool of
 `INTRA_OP_THREADS` threads whatever the core count (`PJRT_NPROC`, read by XLA's CPU client), the
 ISA capped at AVX2 (which implies FMA on every x86-64 CPU that has it), every product on Eigen
 (no YNNPACK, no XNNPACK), and Eigen's own compiled block kernel instead of oneDNN's
-(`PINNED_ENV`): with it the bits came out the same under every CPUID the probe tried (see the
-README), at about the speed of oneDNN's AVX2 kernel. The pipeline's stages call it first
+(`PINNED_ENV`). With it, a full `dvc repro --force` wrote the same bits under every CPUID the
+probe tried: L1d 32, 48 and 64 KiB, L2 512 KiB, 1 MiB and 2 MiB, L3 8 and 32 MiB, with and
+without AVX-512 (2026-11-29). Eigen's blocks do follow the L1 size below that: a faked 16 KiB L1d
+changed the bits (no CPU with AVX2 that we know of has less than 32 KiB). On an AVX2 CPU the
+pinned kernel runs at about the speed of oneDNN's AVX2 one. The pipeline's stages call it first
 (`lstm_pipeline.stage`); set LSTM_JAX_PORTABLE=0 to let XLA use every core and instruction
 instead (faster on big machines, machine-specific bits).
 
 Not covered: GPUs and ARM CPUs, where bit identity is not promised (the gate's
-tolerances apply there).
+tolerances apply there), and CPUs with less than 32 KiB of L1 data cache.
 """
 
 from __future__ import annotations
