@@ -17,8 +17,10 @@ runs "fused" instead; `unavailable_reason()` says why.
 Reproducibility: every output element is summed by one thread in a fixed order, one fused
 multiply-add at a time, so the bits depend neither on the team's size (`LSTM_JAX_NATIVE_THREADS`,
 default: the usable cores, at most `MAX_THREADS`) nor on the micro-kernel's instruction set nor
-on the CPU (tests/lib/test_native.py), nor on the compiler: setup.py turns off floating-point
-contraction, so the only fused multiply-adds are the micro-kernels' explicit ones. The pipeline's
+on the CPU (tests/lib/test_native.py), nor, by construction, on the compiler: setup.py turns off
+floating-point contraction, so the only fused multiply-adds are the micro-kernels' explicit ones
+(checked only between GCC 12's -O2 and -O3 builds, which gave the same bits; with contraction on
+they gave other bits than with it off). The pipeline's
 character models run it (`train.model.implementation`).
 """
 
