@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import optax
 
 from lstm_jax import native
@@ -18,6 +19,13 @@ def char_lm(model: ModelConfig, vocab_size: int, section: str = "train") -> Char
     """A CharLM from the `<section>.model` section and a vocabulary size."""
     require_native(model.implementation, f"{section}.model.implementation")
     return build_model("CharLM", {"vocab_size": vocab_size, **dataclasses.asdict(model)})
+
+
+def checkpoint_model(ckpt, path) -> nn.Module:
+    """The model of a loaded checkpoint (`lstm_jax.checkpoint.load_checkpoint`), refused as
+    `require_native` says when it was trained with "native" and its kernels cannot load here."""
+    require_native(getattr(ckpt.model, "implementation", None), f"{path}: model implementation")
+    return ckpt.model
 
 
 def require_native(implementation: str | None, where: str) -> None:

@@ -26,16 +26,16 @@ def arguments(parser):
 def main(params, args):
     cfg = params.reload
     ckpt = load_checkpoint(args.model)
-    adapter.require_native(getattr(ckpt.model, "implementation", None), f"{args.model}: model implementation")
+    model = adapter.checkpoint_model(ckpt, args.model)
     ds = load_dataset(args.data)
     if ds.vocab != ckpt.vocab:
         raise CheckpointError(f"{args.model}: the checkpoint's vocabulary differs from {args.data / 'vocab.json'}")
     expected = np.load(args.logits)
     # Same batch size as training's evaluation, so the compiled program is the same one.
-    found = Evaluator(ckpt.model.apply, params.train.eval_batch_size).predict(ckpt.params, ds.heldout)
+    found = Evaluator(model.apply, params.train.eval_batch_size).predict(ckpt.params, ds.heldout)
     identical = expected.shape == found.shape and expected.tobytes() == found.tobytes()
     max_diff = float(np.max(np.abs(expected - found))) if expected.shape == found.shape else float("inf")
-    sample = generate_text(ckpt.model, ckpt.params, ckpt.vocab, cfg.seed_text, cfg.length)
+    sample = generate_text(model, ckpt.params, ckpt.vocab, cfg.seed_text, cfg.length)
     write_metrics(
         args.metrics,
         {

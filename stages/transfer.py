@@ -47,14 +47,14 @@ def main(params, args):
     cfg = params.transfer
     start = time.perf_counter()
     ckpt = load_checkpoint(args.model)
-    adapter.require_native(getattr(ckpt.model, "implementation", None), f"{args.model}: model implementation")
+    trained = adapter.checkpoint_model(ckpt, args.model)
     target = load_dataset(args.data)
     old = load_dataset(args.forgetting_data)
     vocab = ckpt.vocab.union(target.vocab)  # old ids stay put; characters new to the model go last
     train, heldout = (remap_ids(a, target.vocab, vocab) for a in (target.train, target.heldout))
     old_heldout = remap_ids(old.heldout, old.vocab, vocab)
 
-    model = with_vocab_size(ckpt.model, len(vocab))
+    model = with_vocab_size(trained, len(vocab))
     key = jax.random.key(cfg.seed)
     fresh = init_params(model, jax.random.fold_in(key, 0))
     total_steps = count_steps(train.shape[0], cfg.batch_size, cfg.epochs)
