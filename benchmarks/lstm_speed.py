@@ -10,6 +10,9 @@ Sections:
               warm-up, tokens/s, achieved GFLOP/s, share of the matmul peak measured in this run,
               ratios to each peer, and compile time cold and from a warm persistent cache;
               lstm_jax's implementation="native" is a row of its own when it can load;
+              native and torch run once more each with glibc's malloc keeping freed memory
+              (lstm_jax.memory.keep_freed_memory()): with the page faults of fresh memory
+              taken out of both, the rows compare the kernels;
               every implementation runs in its own fresh process, in 4 alternating rounds;
   kernels     the recurrent matmul alone in XLA, numpy and torch;
   techniques  config (a): what each speed technique buys, one variant at a time;
@@ -22,7 +25,6 @@ Each figure is a median; the machine and versions are printed first.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import math
 import os
@@ -46,7 +48,7 @@ from generation_speed import section_generation  # noqa: E402
 from long_sequence_memory import section_memory  # noqa: E402
 from speed_models import median_time  # noqa: E402
 
-from lstm_jax import native  # noqa: E402
+from lstm_jax import memory, native  # noqa: E402
 from lstm_jax.portability import cpu_model, isa_extensions  # noqa: E402
 from lstm_pipeline import runtime  # noqa: E402
 
@@ -121,20 +123,13 @@ VARIANTS = {
 PER_CALL_STEPS = {"epoch_jit": 20}
 
 
-def keep_freed_memory() -> None:
-    """A technique variant: stop glibc from handing large freed blocks back to the OS (XLA
-    re-allocates its temporaries on every call). Not used by the pipeline: it measured slower."""
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc mallopt parameters (malloc.h)
-    libc.mallopt(m_mmap_threshold, 1 << 30)
-    libc.mallopt(m_trim_threshold, 1 << 34)
+KEEP_ENV = "LSTM_SPEED_KEEP_FREED_MEMORY"  # set for a worker: lstm_jax.memory.keep_freed_memory() first
 
 
 def worker(name: str, config: str, steps: int) -> None:
     """Measure one variant in this (fresh) process; print JSON {compile, times} on the last line."""
-    if name == "keep_freed_memory":
-        keep_freed_memory()
-        name = "lstm_jax"
+    if os.environ.get(KEEP_ENV) == "1" and not memory.keep_freed_memory():
+        raise SystemExit(f"worker {name}: keep_freed_memory() could not set glibc's malloc here")
     step = VARIANTS[name][1](sm.CONFIGS[config])
     compile_s = step.compile()
     for _ in range(2):
@@ -185,16 +180,22 @@ def section_train(configs, steps: int, peak: float, gpu: bool, compare: str | No
         labels["native:compared"] = f'implementation="native" from {compare}'
         search_path = [compare, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         extra_env["native:compared"] = {"PYTHONPATH": os.pathsep.join(search_path)}
+    kept = {"native:kept": "native", "torch:kept": "torch.nn.LSTM cpu"}  # the same malloc settings for both
+    if "native" in names:
+        names.insert(names.index("native") + 1, "native:kept")
     try:
         import torch
 
-        names.append("torch")
+        names += ["torch", "torch:kept"]
         if gpu and torch.cuda.is_available():
             names.append("torch_cuda")
     except ImportError:
         pass
     if gpu:
         names.insert(2, "jax_cudnn")
+    for name in kept:
+        labels[name] = f"{kept[name]}, freed memory kept (lstm_jax.memory.keep_freed_memory())"
+        extra_env[name] = {KEEP_ENV: "1"}
     for key in configs:
         cfg = sm.CONFIGS[key]
         n_steps = steps if key != "b" else min(steps, 20)
@@ -249,7 +250,7 @@ def section_techniques(steps: int) -> None:
         "groups2",
         "no_donation",
         "epoch_jit",
-        "keep_freed_memory",
+        "lstm_jax:kept",
         "lstm_jax:eigen",
         "lstm_jax:single_thread_eigen",
     ]
@@ -258,9 +259,10 @@ def section_techniques(steps: int) -> None:
         "lstm_jax:single_thread_eigen": "--xla_cpu_multi_thread_eigen=false",
     }
     env = {n: {"XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {f}".strip()} for n, f in flags.items()}
+    env["lstm_jax:kept"] = {KEEP_ENV: "1"}
     res = run_in_processes(names, "a", steps, tempfile.mkdtemp(prefix="lstm_jax_bench_cache_"), extra_env=env)
     labels = {
-        "keep_freed_memory": "fused, allocator keeps freed memory (glibc mallopt)",
+        "lstm_jax:kept": "fused, freed memory kept (lstm_jax.memory.keep_freed_memory())",
         **{n: f"fused, XLA_FLAGS {f}" for n, f in flags.items()},
     }
     base = float(np.median(res["lstm_jax"]["times"]))

@@ -20,6 +20,8 @@
 #include <immintrin.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -386,6 +388,23 @@ std::vector<R>& thread_scratch() {
   return buffer;
 }
 
+// Whether every page of [p, p + bytes) is in memory (mincore). XLA hands out the residuals in
+// fresh memory on each call unless malloc kept the last call's (lstm_jax.memory): warm pages
+// need no fault-in sweep. Any doubt (a failed call) answers false, which only costs the sweep.
+inline bool resident(const void* p, size_t bytes) {
+  if (bytes == 0) return true;
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+  static thread_local std::vector<unsigned char> in_core;
+  in_core.resize((end - begin + page - 1) / page);
+  if (mincore(reinterpret_cast<void*>(begin), end - begin, in_core.data()) != 0) return false;
+  return std::all_of(in_core.begin(), in_core.end(), [](unsigned char v) { return (v & 1) != 0; });
+}
+
+// Slices of residuals the last forward had to fault in (0: all were warm), for the tests.
+std::atomic<int> g_swept{0};
+
 // Steps per block of the backward's products over steps: enough rows (T_chunk * B >= 1024) for an efficient matmul.
 int64_t chunk_steps(int64_t batch, int64_t steps) {
   return std::max<int64_t>(1, std::min<int64_t>(steps, (1024 + batch - 1) / batch));
@@ -499,15 +518,20 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
   std::vector<R>& h_in = scratch<R>(1);
   packed.resize(chunks * 4 * K * NR);
   h_in.resize(save ? 0 : 2 * B * H);
+  if (save) g_swept.store(0);
   std::function<void(int, int)> job = [&](int t_id, int threads) {
     const auto [u_begin, u_end] = share(chunks, t_id, threads);
     const int64_t j_begin = u_begin * NR, j_end = std::min(H, u_end * NR);
     if (save) {  // fault in this thread's slice of the residuals' fresh pages in one sweep, not
                  // page by page from both threads inside the loop (each row is shared by all threads)
       const auto [row_begin, row_end] = share(T * B, t_id, threads);
-      std::fill(A + row_begin * G, A + row_end * G, R(0));
-      std::fill(HIN + row_begin * H, HIN + row_end * H, R(0));
-      std::fill(CP + row_begin * H, CP + row_end * H, R(0));
+      for (auto [buffer, width] : {std::pair<R*, int64_t>{A, G}, {HIN, H}, {CP, H}}) {
+        R *first = buffer + row_begin * width, *last = buffer + row_end * width;
+        if (!resident(first, sizeof(R) * (last - first))) {
+          std::fill(first, last, R(0));
+          g_swept.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
       team.sync();  // before any thread writes its columns of these rows
     }
     for (int64_t u = u_begin; u < u_end; u++) {
@@ -799,6 +823,7 @@ extern "C" __attribute__((visibility("default"))) void lstm_native_set_threads(i
 }
 extern "C" __attribute__((visibility("default"))) int lstm_native_threads() { return Team::get().threads(); }
 extern "C" __attribute__((visibility("default"))) int lstm_native_last_active() { return Team::get().last_active(); }
+extern "C" __attribute__((visibility("default"))) int lstm_native_last_swept() { return g_swept.load(); }
 
 // The micro-kernel's instruction set: 0 picks the best the CPU has, 1 AVX2, 2 AVX-512 (returns
 // -1, changing nothing, where the CPU lacks it). The results do not depend on it.

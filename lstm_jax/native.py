@@ -116,6 +116,13 @@ def last_call_threads() -> int:
     return _LOADED[0].lstm_native_last_active() if available() else 0
 
 
+def last_forward_swept() -> int:
+    """How many slices of residuals the last native forward with a backward pass had to fault
+    in before its loop (0: every page was already in memory, so it skipped the sweep; 0 also
+    where unavailable)."""
+    return _LOADED[0].lstm_native_last_swept() if available() else 0
+
+
 def team_size() -> int:
     """The number of threads the native kernels run on (0 where they are unavailable)."""
     return _LOADED[0].lstm_native_threads() if available() else 0
