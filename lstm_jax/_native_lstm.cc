@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -404,6 +405,8 @@ inline bool resident(const void* p, size_t bytes) {
 
 // Slices of residuals the last forward had to fault in (0: all were warm), for the tests.
 std::atomic<int> g_swept{0};
+// Tests only: sweep every slice, with NaN, so that a residual the loop failed to write shows.
+std::atomic<bool> g_poison{false};
 
 // Steps per block of the backward's products over steps: enough rows (T_chunk * B >= 1024) for an efficient matmul.
 int64_t chunk_steps(int64_t batch, int64_t steps) {
@@ -527,8 +530,9 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
       const auto [row_begin, row_end] = share(T * B, t_id, threads);
       for (auto [buffer, width] : {std::pair<R*, int64_t>{A, G}, {HIN, H}, {CP, H}}) {
         R *first = buffer + row_begin * width, *last = buffer + row_end * width;
-        if (!resident(first, sizeof(R) * (last - first))) {
-          std::fill(first, last, R(0));
+        const bool poison = g_poison.load(std::memory_order_relaxed);
+        if (poison || !resident(first, sizeof(R) * (last - first))) {
+          std::fill(first, last, poison ? std::numeric_limits<R>::quiet_NaN() : R(0));
           g_swept.fetch_add(1, std::memory_order_relaxed);
         }
       }
@@ -824,6 +828,7 @@ extern "C" __attribute__((visibility("default"))) void lstm_native_set_threads(i
 extern "C" __attribute__((visibility("default"))) int lstm_native_threads() { return Team::get().threads(); }
 extern "C" __attribute__((visibility("default"))) int lstm_native_last_active() { return Team::get().last_active(); }
 extern "C" __attribute__((visibility("default"))) int lstm_native_last_swept() { return g_swept.load(); }
+extern "C" __attribute__((visibility("default"))) void lstm_native_set_poison(int on) { g_poison.store(on != 0); }
 
 // The micro-kernel's instruction set: 0 picks the best the CPU has, 1 AVX2, 2 AVX-512 (returns
 // -1, changing nothing, where the CPU lacks it). The results do not depend on it.

@@ -123,6 +123,14 @@ def last_forward_swept() -> int:
     return _LOADED[0].lstm_native_last_swept() if available() else 0
 
 
+def _poison_residuals(on: bool) -> None:
+    """Tests only: the forward then fills its residuals with NaN before its loop, every call, so
+    any residual the loop leaves unwritten (which warm pages, swept or not, would hide) shows up
+    in the gradients."""
+    if available():
+        _LOADED[0].lstm_native_set_poison(int(on))
+
+
 def team_size() -> int:
     """The number of threads the native kernels run on (0 where they are unavailable)."""
     return _LOADED[0].lstm_native_threads() if available() else 0

@@ -139,14 +139,10 @@ def test_native_runs_under_jit_and_gives_the_same_bits_twice():
 
 _PROBE = textwrap.dedent(
     """
-    import sys
-    from lstm_jax import memory
-    stale = sys.argv[3:] == ["stale"]
-    if stale:  # freed buffers stay in memory, so a later call gets an earlier call's pages
-        assert memory.keep_freed_memory()
-    import jax, jax.numpy as jnp, numpy as np
+    import sys, jax, jax.numpy as jnp, numpy as np
     from lstm_jax import LSTM, native
     jax.config.update("jax_enable_x64", sys.argv[2] == "float64")
+    native._poison_residuals(sys.argv[3:] == ["poison"])
     # 70 units (5 panels of 16, the last partial; 9 of 8 in float64), 20 features (full and
     # partial panels in both dtypes), 61 rows (row tiles of 6 or 8, the last partial in both
     # kernels), 100 steps (weight-gradient blocks of 17, the last of 15). Padding, resets and
@@ -159,12 +155,7 @@ _PROBE = textwrap.dedent(
     run = lambda p: layer.apply(
         p, x, lengths=lengths, reset=reset, deterministic=False, rngs={"dropout": jax.random.key(4)}
     )[0]
-    loss = lambda p: jnp.sum(jnp.tanh(run(p)))
-    if stale:  # NaN residuals first, left in the pages the next call is given
-        params_nan = jax.tree.map(lambda w: w * jnp.nan, params)
-        jax.block_until_ready(jax.grad(loss)(params_nan))
-        print("swept", native.last_forward_swept())
-    grads = jax.grad(loss)(params)
+    grads = jax.grad(lambda p: jnp.sum(jnp.tanh(run(p))))(params)
     print("swept", native.last_forward_swept())
     np.save(sys.argv[1], np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)]))
     print(native.team_size(), native.last_call_threads(), native.isa())
@@ -172,16 +163,16 @@ _PROBE = textwrap.dedent(
 )
 
 
-def _probe(tmp_path, dtype: str, prefix=(), threads=None, isa=None, stale=False, swept=None):
+def _probe(tmp_path, dtype: str, prefix=(), threads=None, isa=None, poison=False, swept=None):
     """(gradients, (team size, threads of the last call, instruction set)) of _PROBE's layer,
-    run in a fresh process under the given thread count and instruction set; with `stale`,
-    after a call on NaN weights whose residuals are left in memory. `swept` (a list) gets
-    each forward's `native.last_forward_swept()`."""
-    out = tmp_path / f"{dtype}-{threads}-{isa}-{len(prefix)}-{stale}.npy"
+    run in a fresh process under the given thread count and instruction set; with `poison`,
+    the residuals filled with NaN before the forward's loop. `swept` (a list) gets
+    `native.last_forward_swept()`."""
+    out = tmp_path / f"{dtype}-{threads}-{isa}-{len(prefix)}-{poison}.npy"
     env = {k: v for k, v in os.environ.items() if k not in (native.THREADS_ENV, native.ISA_ENV)}
     env.update({native.THREADS_ENV: threads} if threads else {})
     env.update({native.ISA_ENV: isa} if isa else {})
-    command = [*prefix, sys.executable, "-c", _PROBE, str(out), dtype, *(["stale"] if stale else [])]
+    command = [*prefix, sys.executable, "-c", _PROBE, str(out), dtype, *(["poison"] if poison else [])]
     proc = subprocess.run(command, env=env, check=True, timeout=300, capture_output=True, text=True)
     if swept is not None:
         swept += [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("swept ")]
@@ -216,14 +207,14 @@ def test_the_bits_do_not_depend_on_the_number_of_threads_cores_or_instruction_se
 
 
 @needs_native
-def test_residuals_in_reused_memory_give_the_same_bits(tmp_path):
-    """The forward faults its residuals' pages in before the loop only where they are not in
-    memory yet; in pages an earlier call left (here full of NaN, lstm_jax.memory keeping freed
-    memory) every residual is still written before it is read."""
+def test_every_residual_is_written_before_it_is_read(tmp_path):
+    """The forward faults its residuals' pages in (with zeros) before the loop only where they
+    are not in memory yet; pages malloc reused hold whatever an earlier step left. That is safe
+    only if the loop writes every residual: filled with NaN first, the gradients are the same."""
     reference, _ = _probe(tmp_path, "float32", threads="2")
     swept = []
-    bits, _ = _probe(tmp_path, "float32", threads="2", stale=True, swept=swept)
-    assert 0 <= swept[1] < swept[0], swept  # some of the slices swept in fresh pages first were reused
+    bits, _ = _probe(tmp_path, "float32", threads="2", poison=True, swept=swept)
+    assert swept == [6], swept  # 2 threads x 3 buffers, all filled with NaN
     np.testing.assert_array_equal(bits, reference)
 
 
