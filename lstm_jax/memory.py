@@ -16,8 +16,9 @@ Measured on an AMD EPYC (2 cores, 2026-11-29; BENCHMARKS.md, "Fourth round"), a 
 for "native", 22 % for "fused" and 24 % for torch given the same settings; at (b) 23 %, 13 %
 and 40 %; at (a) 3 %, none and 31 %. The pipeline's train stage gains nothing: its
 steps fault in far less (with hidden_size 512, `perf stat -e page-faults` counted 315 K faults
-over 260 steps, 145 K with this; the loop above faults about 18 K pages per step at (c)), and
-it took 19 s either way, 30.5 s with the default params. So the stages do not call it.
+over 260 steps, 145 K with this; the loop above faults about 18 K pages per step at (c)): its
+1040 steps took 31.6 s without and 31.2 s with it, 19.0 and 19.2 s for 260 steps with
+hidden_size 512. So the stages do not call it.
 
 The cost: the process's resident memory stays at its peak instead of falling back after a
 step. No result changes: only where the bytes live. It changes the whole process's malloc, so
