@@ -8,11 +8,12 @@
 // Design (oneDNN's, as torch's CPU LSTM): the weights are packed once per call into panels of
 // NR columns, and one team of threads runs the whole loop, each thread owning a fixed range of
 // hidden units (all four gates of them). Per step and thread:
-// - forward: the products x_t W_ih + h_in W_hh for a few rows and its units, into a tile of
+// - forward: the product [x_t, h_in] W for a few rows and its units, into a tile of
 //   rows x 4 gates x NR that stays in L1, then the gates of those units at once (no [B, G]
 //   buffer round trip), then one barrier;
 // - backward: the gate derivatives dz of its units, a barrier, then dh_in = dz W_hh^T for its
-//   units. dx, dW_ih and dW_hh are products over blocks of steps, each thread its own columns.
+//   units. dx and dW = [x, h_in]^T dz are products over blocks of steps, each thread its own
+//   columns.
 // Each output element is summed by one thread in a fixed order, so the bits do not depend on the
 // number of threads (tests/lib/test_native.py). The GEMM micro-kernel is AVX2/FMA (6 rows x 2
 // vectors of accumulators, as BLIS's Haswell kernel), or AVX-512 where the CPU has it (8 rows x
@@ -381,8 +382,8 @@ std::vector<R>& scratch(int which) {
   return buffers[which];
 }
 
-// Per-thread scratch (the team's threads live as long as the process): the packed dz panels of
-// the weight gradient.
+// Per-thread scratch (the team's threads live as long as the process): the dz panels of the
+// weight gradient.
 template <typename R>
 std::vector<R>& thread_scratch() {
   static thread_local std::vector<R> buffer;
@@ -498,7 +499,7 @@ template <ffi::DataType DT>
 ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, ffi::Buffer<DT> c0,
                    ffi::Buffer<DT> h0, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::U8> reset, ffi::Buffer<DT> keep,
                    bool reverse, bool has_mask, bool has_reset, bool has_keep, bool save, ffi::ResultBuffer<DT> y,
-                   ffi::ResultBuffer<DT> c_last, ffi::ResultBuffer<DT> h_last, ffi::ResultBuffer<DT> h_in_seq,
+                   ffi::ResultBuffer<DT> c_last, ffi::ResultBuffer<DT> h_last, ffi::ResultBuffer<DT> xh_seq,
                    ffi::ResultBuffer<DT> gates, ffi::ResultBuffer<DT> c_prev) {
   using R = ffi::NativeType<DT>;
   constexpr int64_t NR = kNR<R>;
@@ -507,7 +508,7 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
   const R *X = x.typed_data(), *W = w.typed_data(), *bb = bias.typed_data(), *KP = keep.typed_data();
   const uint8_t *M = mask.typed_data(), *RS = reset.typed_data();
   R *Y = y->typed_data(), *C = c_last->typed_data(), *Hs = h_last->typed_data();
-  R *HIN = h_in_seq->typed_data(), *A = gates->typed_data(), *CP = c_prev->typed_data();
+  R *XH = xh_seq->typed_data(), *A = gates->typed_data(), *CP = c_prev->typed_data();
   std::memcpy(C, c0.typed_data(), sizeof(R) * B * H);  // the running state lives in the outputs
   std::memcpy(Hs, h0.typed_data(), sizeof(R) * B * H);
   if (T == 0 || B == 0 || H == 0) return ffi::Error::Success();
@@ -515,20 +516,23 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
   Team& team = Team::get();
   std::lock_guard<std::mutex> lock(team.call_mutex);
   // Units come in chunks of NR; chunk u's four gate panels (i, f, g, o), each [F + H, NR], lie
-  // together in `packed`. Without `save` (inference) h_in alternates between two scratch rows.
+  // together in `packed`. A step's operand is [x_t, h_in] ([B, F + H]): one product per tile,
+  // not one for x_t and one for h_in. Without `save` (inference) it alternates between two
+  // scratch blocks.
   const int64_t chunks = (H + NR - 1) / NR, K = F + H;
   std::vector<R>& packed = scratch<R>(0);
-  std::vector<R>& h_in = scratch<R>(1);
+  std::vector<R>& xh_scratch = scratch<R>(1);
   packed.resize(chunks * 4 * K * NR);
-  h_in.resize(save ? 0 : 2 * B * H);
+  xh_scratch.resize(save ? 0 : 2 * B * K);
   if (save) g_swept.store(0);
   std::function<void(int, int)> job = [&](int t_id, int threads) {
     const auto [u_begin, u_end] = share(chunks, t_id, threads);
+    const auto [f_begin, f_end] = share(F, t_id, threads);  // this thread's features of x_t to copy
     const int64_t j_begin = u_begin * NR, j_end = std::min(H, u_end * NR);
     if (save) {  // fault in this thread's slice of the residuals' fresh pages in one sweep, not
                  // page by page from both threads inside the loop (each row is shared by all threads)
       const auto [row_begin, row_end] = share(T * B, t_id, threads);
-      for (auto [buffer, width] : {std::pair<R*, int64_t>{A, G}, {HIN, H}, {CP, H}}) {
+      for (auto [buffer, width] : {std::pair<R*, int64_t>{A, G}, {XH, K}, {CP, H}}) {
         R *first = buffer + row_begin * width, *last = buffer + row_end * width;
         const bool poison = g_poison.load(std::memory_order_relaxed);
         if (poison || !resident(first, sizeof(R) * (last - first))) {
@@ -548,16 +552,19 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
     alignas(64) R cell[NR];
     for (int64_t s = 0; s < T; s++) {
       const int64_t t = reverse ? T - 1 - s : s;
-      R* hin = save ? HIN + t * B * H : h_in.data() + (s % 2) * B * H;
-      // This thread's units of h_in (reset and recurrent dropout applied) and the cell before the step.
+      R* xh = save ? XH + t * B * K : xh_scratch.data() + (s % 2) * B * K;
+      const R* xt = X + t * B * F;
+      // This thread's features of x_t, its units of h_in (reset and recurrent dropout applied)
+      // and of the cell before the step.
       for (int64_t r = 0; r < B; r++) {
+        std::copy(xt + r * F + f_begin, xt + r * F + f_end, xh + r * K + f_begin);
+        R* dst = xh + r * K + F;
         R* hr = Hs + r * H;
         R* cr = C + r * H;
         if (has_reset && RS[t * B + r]) {
           std::fill(cr + j_begin, cr + j_end, R(0));
           std::fill(hr + j_begin, hr + j_end, R(0));
         }
-        R* dst = hin + r * H;
         if (has_keep) {
           const R* kr = KP + r * H;
           for (int64_t j = j_begin; j < j_end; j++) dst[j] = hr[j] * kr[j];
@@ -566,8 +573,7 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
         }
         if (save) std::copy(cr + j_begin, cr + j_end, CP + (t * B + r) * H + j_begin);
       }
-      team.sync();  // every thread reads all of h_in
-      const R* xt = X + t * B * F;
+      team.sync();  // every thread reads all of [x_t, h_in]
       for (int64_t u = u_begin; u < u_end; u++) {
         const int64_t j0 = u * NR, n = std::min(NR, H - j0);
         const R* pu = packed.data() + u * 4 * K * NR;
@@ -575,9 +581,7 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
           const int64_t m = std::min(mm.mr, B - r0);
           std::fill(tile, tile + m * 4 * NR, R(0));
           for (int q = 0; q < 4; q += 2) {  // gates q, q + 1; tile row i, gate q: tile + (i * 4 + q) * NR
-            const R* pq = pu + q * K * NR;
-            if (F > 0) mm.rows2(m, F, xt + r0 * F, F, 1, pq, NR, K * NR, tile + q * NR, 4 * NR, NR);  // x_t W_ih
-            mm.rows2(m, H, hin + r0 * H, H, 1, pq + F * NR, NR, K * NR, tile + q * NR, 4 * NR, NR);  // + h_in W_hh
+            mm.rows2(m, K, xh + r0 * K, K, 1, pu + q * K * NR, NR, K * NR, tile + q * NR, 4 * NR, NR);
           }
           for (int64_t i = 0; i < m; i++) {
             const int64_t r = r0 + i;
@@ -605,7 +609,7 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
 }
 
 template <ffi::DataType DT>
-ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_seq, ffi::Buffer<DT> gates,
+ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> xh_seq, ffi::Buffer<DT> gates,
                     ffi::Buffer<DT> c_prev, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::U8> reset,
                     ffi::Buffer<DT> keep, ffi::Buffer<DT> dy, ffi::Buffer<DT> dc_last, ffi::Buffer<DT> dh_last,
                     bool reverse, bool has_mask, bool has_reset, bool has_keep, ffi::ResultBuffer<DT> dx,
@@ -615,7 +619,7 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
   constexpr int64_t NR = kNR<R>;
   const auto dims = dy.dimensions();
   const int64_t T = dims[0], B = dims[1], H = dims[2], G = 4 * H, F = w.dimensions()[0] - H;
-  const R *W = w.typed_data(), *X = x.typed_data(), *HIN = h_in_seq.typed_data();
+  const R *W = w.typed_data(), *XH = xh_seq.typed_data();
   const R *A = gates.typed_data(), *CP = c_prev.typed_data(), *KP = keep.typed_data(), *DY = dy.typed_data();
   const R* W_hh = W + F * G;
   const uint8_t *M = mask.typed_data(), *RS = reset.typed_data();
@@ -655,21 +659,23 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
       if (count == 2) return mm.rows2(m, K, A_, a_i, a_k, P, NR, p_v, tile, 2 * NR, NR);
       mm.rows(m, K, A_, a_i, a_k, P, NR, tile, 2 * NR);
     };
+    // This thread's columns of the block's dz again, as panels [chunk * B, NR] (gate q of its
+    // chunk u at dz_panels + ((u - u_begin) * 4 + q) * panel), written while a row of dz is still
+    // in L1: packing them from dz's rows later reads one line per 4 G bytes, from L3.
+    const int64_t panel = chunk * B * NR;
+    std::vector<R>& dz_panels = thread_scratch<R>();
+    dz_panels.resize((u_end - u_begin) * 4 * panel);
     // dW[k_rows rows, this thread's columns] += a^T dz over the block's rows, a's element (row,
-    // k) at a + row * lda + k. dz's columns are packed first (two gates' panels of NR at a time),
-    // a is read in place (a row of a tile is kc elements lda apart). k runs in blocks of kKC rows
-    // so that a panel's piece stays in L1.
-    auto weight_gradient = [&](const R* a, int64_t lda, int64_t k_rows, R* dw_rows, const R* dzb, int64_t rows) {
+    // k) at a + row * lda + k, dz from dz_panels; a is read in place (a row of a tile is kc
+    // elements lda apart). k runs in blocks of kKC rows so that a panel's piece stays in L1.
+    auto weight_gradient = [&](const R* a, int64_t lda, int64_t k_rows, R* dw_rows, int64_t rows) {
       constexpr int64_t kKC = 256;
       const int64_t k_blocks = (k_rows + mm.mr - 1) / mm.mr;
-      std::vector<R>& b_packed = thread_scratch<R>();
-      b_packed.resize(2 * rows * NR);
       for (int64_t u = u_begin; u < u_end; u++) {
         const int64_t n = std::min(NR, H - u * NR);
         for (int q = 0; q < 4; q += 2) {  // gates q and q + 1
           const int64_t c0 = q * H + u * NR;
-          pack_columns(dzb, G, rows, c0, n, b_packed.data());
-          pack_columns(dzb, G, rows, c0 + H, n, b_packed.data() + rows * NR);
+          const R* b_panels = dz_panels.data() + ((u - u_begin) * 4 + q) * panel;
           for (int64_t r0 = 0; r0 < rows; r0 += kKC) {
             const int64_t kc = std::min(kKC, rows - r0);
             for (int64_t kb = 0; kb < k_blocks; kb++) {
@@ -681,7 +687,13 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
                   std::fill(dst + n, dst + NR, R(0));
                 }
               }
-              rows12(2, m, kc, a + r0 * lda + k0, 1, lda, b_packed.data() + r0 * NR, rows * NR);
+              // dW's lines of the next tile, while this one computes: dW (a thread's columns of
+              // [F + H] rows) is megabytes, from L3, one line per row.
+              for (int64_t i = k0 + mm.mr; i < std::min(k_rows, k0 + 2 * mm.mr); i++) {
+                __builtin_prefetch(dw_rows + i * G + c0, 1);
+                __builtin_prefetch(dw_rows + i * G + c0 + H, 1);
+              }
+              rows12(2, m, kc, a + r0 * lda + k0, 1, lda, b_panels + r0 * NR, panel);
               for (int64_t i = 0; i < m; i++) {
                 for (int v = 0; v < 2; v++) copy_short(dw_rows + (k0 + i) * G + c0 + v * H, tile + i * 2 * NR + v * NR, n);
               }
@@ -709,6 +721,12 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
           const R* dzq = dzr + q * H;
 #pragma omp simd
           for (int64_t j = 0; j < n_own; j++) dbq[j] += dzq[j];
+          R* dst = dz_panels.data() + q * panel + ((t - t_low) * B + r) * NR;
+          for (int64_t u = u_begin; u < u_end; u++, dst += 4 * panel) {
+            const int64_t n = std::min(NR, H - u * NR);
+            copy_short(dst, dzq + (u - u_begin) * NR, n);
+            std::fill(dst + n, dst + NR, R(0));
+          }
         }
       }
       team.sync();  // every thread reads all of dz
@@ -757,8 +775,7 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> x, ffi::Buffer<DT> h_in_s
           }
         }
       }
-      if (F > 0) weight_gradient(X + t_low * B * F, F, F, DW, dzb, rows);  // dW_ih += x^T dz
-      weight_gradient(HIN + t_low * B * H, H, H, DW + F * G, dzb, rows);  // dW_hh += h_in^T dz
+      weight_gradient(XH + t_low * B * (F + H), F + H, F + H, DW, rows);  // dW += [x, h_in]^T dz
     }
   };
   team.run(job, threads_for(chunks, B * (F + H) * G));
@@ -784,7 +801,7 @@ constexpr auto BindForward() {
       .template Ret<ffi::Buffer<DT>>()  // y [T, B, H]
       .template Ret<ffi::Buffer<DT>>()  // c_T [B, H]
       .template Ret<ffi::Buffer<DT>>()  // h_T [B, H]
-      .template Ret<ffi::Buffer<DT>>()  // h_in (h after reset and h_keep) per step [T, B, H]
+      .template Ret<ffi::Buffer<DT>>()  // [x_t, h_in] per step, h_in: h after reset and h_keep [T, B, F + H]
       .template Ret<ffi::Buffer<DT>>()  // gate activations [T, B, G]
       .template Ret<ffi::Buffer<DT>>();  // c before each step [T, B, H]
 }
@@ -793,8 +810,7 @@ template <ffi::DataType DT>
 constexpr auto BindBackward() {
   return ffi::Ffi::Bind()
       .template Arg<ffi::Buffer<DT>>()  // W
-      .template Arg<ffi::Buffer<DT>>()  // x
-      .template Arg<ffi::Buffer<DT>>()  // h_in per step
+      .template Arg<ffi::Buffer<DT>>()  // [x_t, h_in] per step
       .template Arg<ffi::Buffer<DT>>()  // gate activations
       .template Arg<ffi::Buffer<DT>>()  // c before each step
       .template Arg<ffi::Buffer<ffi::U8>>()  // mask

@@ -166,14 +166,15 @@ def _dtype_name(dtype) -> str:
 
 
 def _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse, save):
-    """-> (y, c_T, h_T, h_in [T, B, H], gates [T, B, 4H], c_prev [T, B, H]); without `save` (no
-    backward pass follows) the last three are empty and never written."""
+    """-> (y, c_T, h_T, xh [T, B, F + H], gates [T, B, 4H], c_prev [T, B, H]), xh: [x_t, h_in]
+    per step (h_in: h after reset and h_keep, the operand of the step's product); without `save`
+    (no backward pass follows) the last three are empty and never written."""
     steps, batch, features = x.shape
     hidden, dtype = c0.shape[-1], x.dtype
     flags, mask, reset, h_keep = _flags_and_fillers(x, h0, mask, reset, h_keep)
     shapes = [(steps, batch, hidden), (batch, hidden), (batch, hidden)]
     if save:
-        shapes += [(steps, batch, hidden), (steps, batch, 4 * hidden), (steps, batch, hidden)]
+        shapes += [(steps, batch, features + hidden), (steps, batch, 4 * hidden), (steps, batch, hidden)]
     else:
         shapes += [(0,)] * 3
     call = jax.ffi.ffi_call(
@@ -191,23 +192,24 @@ def _native(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse):
 
 
 def _native_fwd(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse):
-    y, c, h, h_in, gates, c_prev = _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse, save=True)
-    return ((c, h), y), (kernel, x, h_in, gates, c_prev, mask, h_keep, reset)
+    y, c, h, xh, gates, c_prev = _forward(x, kernel, bias, c0, h0, mask, h_keep, reset, reverse, save=True)
+    return ((c, h), y), (kernel, xh, gates, c_prev, mask, h_keep, reset)
 
 
 def _native_bwd(reverse, residuals, cotangents):
-    kernel, x, h_in, gates, c_prev, mask, h_keep, reset = residuals
+    kernel, xh, gates, c_prev, mask, h_keep, reset = residuals
     (dc_last, dh_last), dy = cotangents
     steps, batch, hidden = dy.shape
-    flags, mask_u8, reset_u8, keep = _flags_and_fillers(x, dh_last, mask, reset, h_keep)
-    shapes = [x.shape, kernel.shape, (kernel.shape[-1],), (batch, hidden), (batch, hidden)]
+    flags, mask_u8, reset_u8, keep = _flags_and_fillers(dy, dh_last, mask, reset, h_keep)
+    x_shape = (steps, batch, kernel.shape[0] - hidden)
+    shapes = [x_shape, kernel.shape, (kernel.shape[-1],), (batch, hidden), (batch, hidden)]
     call = jax.ffi.ffi_call(
         _TARGETS["backward", _dtype_name(dy.dtype)],
         [jax.ShapeDtypeStruct(s, dy.dtype) for s in shapes],
         vmap_method="sequential",
     )
     dx, d_kernel, d_bias, dc0, dh0 = call(
-        kernel, x, h_in, gates, c_prev, mask_u8, reset_u8, keep, dy, dc_last, dh_last, reverse=bool(reverse), **flags
+        kernel, xh, gates, c_prev, mask_u8, reset_u8, keep, dy, dc_last, dh_last, reverse=bool(reverse), **flags
     )
     return dx, d_kernel, d_bias, dc0, dh0, None, None, None
 
