@@ -404,6 +404,19 @@ inline bool resident(const void* p, size_t bytes) {
   return std::all_of(in_core.begin(), in_core.end(), [](unsigned char v) { return (v & 1) != 0; });
 }
 
+// Asks the kernel for transparent huge pages in the 2 MiB-aligned interior of [p, p + bytes),
+// memory the forward is about to write in full: a fresh 2 MiB page is one fault, not 512. XLA
+// hands out a step's buffers freshly mapped (glibc maps blocks this large anew on each call), and
+// faulting them in page by page cost up to a fifth of a train step (BENCHMARKS.md). numpy does
+// the same for its large arrays. Only a hint: where huge pages are off or none is free, the
+// pages stay small; no value changes.
+inline void advise_huge_pages(void* p, size_t bytes) {
+  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
 // Slices of residuals the last forward had to fault in (0: all were warm), for the tests.
 std::atomic<int> g_swept{0};
 // Tests only: sweep every slice, with NaN, so that a residual the loop failed to write shows.
@@ -524,7 +537,13 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
   std::vector<R>& xh_scratch = scratch<R>(1);
   packed.resize(chunks * 4 * K * NR);
   xh_scratch.resize(save ? 0 : 2 * B * K);
-  if (save) g_swept.store(0);
+  if (save) {
+    g_swept.store(0);
+    for (auto [buffer, width] : {std::pair<R*, int64_t>{A, G}, {XH, K}, {CP, H}, {Y, H}}) {
+      const size_t bytes = sizeof(R) * T * B * width;
+      if (!resident(buffer, bytes)) advise_huge_pages(buffer, bytes);
+    }
+  }
   std::function<void(int, int)> job = [&](int t_id, int threads) {
     const auto [u_begin, u_end] = share(chunks, t_id, threads);
     const auto [f_begin, f_end] = share(F, t_id, threads);  // this thread's features of x_t to copy
@@ -633,6 +652,7 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> xh_seq, ffi::Buffer<DT> g
     std::fill(DX, DX + T * B * F, R(0));
     return ffi::Error::Success();
   }
+  if (!resident(DX, sizeof(R) * T * B * F)) advise_huge_pages(DX, sizeof(R) * T * B * F);  // written in full
 
   Team& team = Team::get();
   std::lock_guard<std::mutex> lock(team.call_mutex);
