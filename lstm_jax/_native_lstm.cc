@@ -461,8 +461,8 @@ inline R sigmoid_(R x) {  // as fused.py: one tanh form for all four gates
 // activations; c (in: the previous cell) gets the new cell; h_out the new h. bias: gate q's at
 // bias + q * bs.
 template <typename R>
-void gates_forward(R* __restrict z, int64_t zs, const R* __restrict bias, int64_t bs, R* __restrict c,
-                   R* __restrict h_out, int64_t n) {
+__attribute__((always_inline)) inline void gates_forward(R* __restrict z, int64_t zs, const R* __restrict bias,
+                                                         int64_t bs, R* __restrict c, R* __restrict h_out, int64_t n) {
   R* __restrict zi = z;
   R* __restrict zf = z + zs;
   R* __restrict zg = z + 2 * zs;
@@ -486,8 +486,9 @@ void gates_forward(R* __restrict z, int64_t zs, const R* __restrict bias, int64_
 // a, the cell before the step and the cotangents of the new h (dh, output's dy included) and c
 // (dc, updated in place to the previous cell's), dz.
 template <typename R>
-void gates_backward(const R* __restrict a, const R* __restrict c_before, const R* __restrict dh_new,
-                    const R* __restrict dy, R* __restrict dc, R* __restrict dz, int64_t H, int64_t n) {
+__attribute__((always_inline)) inline void gates_backward(const R* __restrict a, const R* __restrict c_before,
+                                                          const R* __restrict dh_new, const R* __restrict dy,
+                                                          R* __restrict dc, R* __restrict dz, int64_t H, int64_t n) {
   const R *ai = a, *af = a + H, *ag = a + 2 * H, *ao = a + 3 * H;
   R* __restrict dzi = dz;
   R* __restrict dzf = dz + H;
@@ -505,6 +506,42 @@ void gates_backward(const R* __restrict a, const R* __restrict c_before, const R
     dzo[j] = d_h * tc * o * (R(1) - o);
     dc[j] = d_c * f;
   }
+}
+
+// The gate loops compiled for AVX2 and, where the micro-kernel is AVX-512, for AVX-512: the same
+// element-wise IEEE operations in the same order (no contraction, setup.py), so the same bits in
+// registers twice as wide (tests/lib/test_native.py compares the two).
+template <typename R>
+struct Gates {
+  void (*forward)(R* z, int64_t zs, const R* bias, int64_t bs, R* c, R* h_out, int64_t n);
+  void (*backward)(const R* a, const R* c_before, const R* dh_new, const R* dy, R* dc, R* dz, int64_t H,
+                   int64_t n);
+};
+template <typename R>
+void gates_forward_avx2(R* z, int64_t zs, const R* bias, int64_t bs, R* c, R* h_out, int64_t n) {
+  gates_forward(z, zs, bias, bs, c, h_out, n);
+}
+template <typename R>
+void gates_backward_avx2(const R* a, const R* c_before, const R* dh_new, const R* dy, R* dc, R* dz, int64_t H,
+                         int64_t n) {
+  gates_backward(a, c_before, dh_new, dy, dc, dz, H, n);
+}
+#pragma GCC push_options
+#pragma GCC target("avx512f,prefer-vector-width=512")
+template <typename R>
+void gates_forward_avx512(R* z, int64_t zs, const R* bias, int64_t bs, R* c, R* h_out, int64_t n) {
+  gates_forward(z, zs, bias, bs, c, h_out, n);
+}
+template <typename R>
+void gates_backward_avx512(const R* a, const R* c_before, const R* dh_new, const R* dy, R* dc, R* dz, int64_t H,
+                           int64_t n) {
+  gates_backward(a, c_before, dh_new, dy, dc, dz, H, n);
+}
+#pragma GCC pop_options
+template <typename R>
+Gates<R> gate_loops() {
+  if (isa() == kAvx512) return {gates_forward_avx512<R>, gates_backward_avx512<R>};
+  return {gates_forward_avx2<R>, gates_backward_avx2<R>};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -567,6 +604,7 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
       }
     }
     const Gemm<R> mm = gemm<R>();
+    const Gates<R> gt = gate_loops<R>();
     alignas(64) R tile[kMaxMR * 4 * NR];
     alignas(64) R cell[NR];
     for (int64_t s = 0; s < T; s++) {
@@ -607,11 +645,11 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
             R* z = tile + i * 4 * NR;
             R* yr = Y + (t * B + r) * H + j0;
             if (!has_mask || M[t * B + r]) {
-              gates_forward(z, NR, bb + j0, H, C + r * H + j0, yr, n);
+              gt.forward(z, NR, bb + j0, H, C + r * H + j0, yr, n);
               copy_short(Hs + r * H + j0, yr, n);
             } else {  // a masked step keeps the state (its gates are still stored) and outputs zeros
               copy_short(cell, C + r * H + j0, n);
-              gates_forward(z, NR, bb + j0, H, cell, yr, n);
+              gt.forward(z, NR, bb + j0, H, cell, yr, n);
               std::fill(yr, yr + n, R(0));
             }
             if (save) {
@@ -672,6 +710,7 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> xh_seq, ffi::Buffer<DT> g
     for (int64_t u = u_begin; u < u_end; u++) pack_rows(W_hh, G, u * NR, std::min(NR, H - u * NR), packed.data() + u * G * NR);
     for (int64_t f = f_begin; f < f_end; f++) pack_rows(W, G, f * NR, std::min(NR, F - f * NR), packed_ih + f * G * NR);
     const Gemm<R> mm = gemm<R>();
+    const Gates<R> gt = gate_loops<R>();
     alignas(64) R tile[kMaxMR * 2 * NR];  // row i: two panels' columns at tile + i * 2 * NR
     // tile[m, NR or 2 NR] += A P for panels first, first + 1 (`count` of them: 1 or 2) at P + p * p_v.
     auto rows12 = [&](int64_t count, int64_t m, int64_t K, const R* A_, int64_t a_i, int64_t a_k, const R* P,
@@ -733,7 +772,7 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> xh_seq, ffi::Buffer<DT> g
       for (int64_t r = 0; r < B; r++) {
         R* dzr = dz + r * G + j_begin;
         if (!has_mask || M[t * B + r]) {
-          gates_backward(A + (t * B + r) * G + j_begin, CP + (t * B + r) * H + j_begin, DH + r * H + j_begin,
+          gt.backward(A + (t * B + r) * G + j_begin, CP + (t * B + r) * H + j_begin, DH + r * H + j_begin,
                          DY + (t * B + r) * H + j_begin, DC + r * H + j_begin, dzr, H, n_own);
         } else {  // a masked step passes (dh, dc) straight on: nothing reaches its gates
           for (int q = 0; q < 4; q++) std::fill(dzr + q * H, dzr + q * H + n_own, R(0));
