@@ -508,7 +508,7 @@ __attribute__((always_inline)) inline void gates_backward(const R* __restrict a,
   }
 }
 
-// The gate loops compiled for AVX2 and, where the micro-kernel is AVX-512, for AVX-512: the same
+// The gate loops as built (AVX2) and, where the micro-kernel is AVX-512, for AVX-512: the same
 // element-wise IEEE operations in the same order (no contraction, setup.py), so the same bits in
 // registers twice as wide (tests/lib/test_native.py compares the two).
 template <typename R>
@@ -517,15 +517,6 @@ struct Gates {
   void (*backward)(const R* a, const R* c_before, const R* dh_new, const R* dy, R* dc, R* dz, int64_t H,
                    int64_t n);
 };
-template <typename R>
-void gates_forward_avx2(R* z, int64_t zs, const R* bias, int64_t bs, R* c, R* h_out, int64_t n) {
-  gates_forward(z, zs, bias, bs, c, h_out, n);
-}
-template <typename R>
-void gates_backward_avx2(const R* a, const R* c_before, const R* dh_new, const R* dy, R* dc, R* dz, int64_t H,
-                         int64_t n) {
-  gates_backward(a, c_before, dh_new, dy, dc, dz, H, n);
-}
 #pragma GCC push_options
 #pragma GCC target("avx512f,prefer-vector-width=512")
 template <typename R>
@@ -541,7 +532,7 @@ void gates_backward_avx512(const R* a, const R* c_before, const R* dh_new, const
 template <typename R>
 Gates<R> gate_loops() {
   if (isa() == kAvx512) return {gates_forward_avx512<R>, gates_backward_avx512<R>};
-  return {gates_forward_avx2<R>, gates_backward_avx2<R>};
+  return {gates_forward<R>, gates_backward<R>};  // their out-of-line copies, built for AVX2
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,11 +565,16 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
   std::vector<R>& xh_scratch = scratch<R>(1);
   packed.resize(chunks * 4 * K * NR);
   xh_scratch.resize(save ? 0 : 2 * B * K);
+  // Which of the residuals (A, XH, CP) and y are in memory already: the others get huge pages
+  // asked for, and the sweep below looks at their slices only.
+  bool warm[4] = {true, true, true, true};
   if (save) {
     g_swept.store(0);
-    for (auto [buffer, width] : {std::pair<R*, int64_t>{A, G}, {XH, K}, {CP, H}, {Y, H}}) {
-      const size_t bytes = sizeof(R) * T * B * width;
-      if (!resident(buffer, bytes)) advise_huge_pages(buffer, bytes);
+    const std::pair<R*, int64_t> outputs[4] = {{A, G}, {XH, K}, {CP, H}, {Y, H}};
+    for (int i = 0; i < 4; i++) {
+      const size_t bytes = sizeof(R) * T * B * outputs[i].second;
+      warm[i] = resident(outputs[i].first, bytes);
+      if (!warm[i]) advise_huge_pages(outputs[i].first, bytes);
     }
   }
   std::function<void(int, int)> job = [&](int t_id, int threads) {
@@ -588,10 +584,12 @@ ffi::Error Forward(ffi::Buffer<DT> x, ffi::Buffer<DT> w, ffi::Buffer<DT> bias, f
     if (save) {  // fault in this thread's slice of the residuals' fresh pages in one sweep, not
                  // page by page from both threads inside the loop (each row is shared by all threads)
       const auto [row_begin, row_end] = share(T * B, t_id, threads);
-      for (auto [buffer, width] : {std::pair<R*, int64_t>{A, G}, {XH, K}, {CP, H}}) {
+      const std::pair<R*, int64_t> residuals[3] = {{A, G}, {XH, K}, {CP, H}};  // warm[0..2]'s order
+      for (int i = 0; i < 3; i++) {
+        const auto [buffer, width] = residuals[i];
         R *first = buffer + row_begin * width, *last = buffer + row_end * width;
         const bool poison = g_poison.load(std::memory_order_relaxed);
-        if (poison || !resident(first, sizeof(R) * (last - first))) {
+        if (poison || (!warm[i] && !resident(first, sizeof(R) * (last - first)))) {
           std::fill(first, last, poison ? std::numeric_limits<R>::quiet_NaN() : R(0));
           g_swept.fetch_add(1, std::memory_order_relaxed);
         }
@@ -720,7 +718,7 @@ ffi::Error Backward(ffi::Buffer<DT> w, ffi::Buffer<DT> xh_seq, ffi::Buffer<DT> g
     };
     // This thread's columns of the block's dz again, as panels [chunk * B, NR] (gate q of its
     // chunk u at dz_panels + ((u - u_begin) * 4 + q) * panel), written while a row of dz is still
-    // in L1: packing them from dz's rows later reads one line per 4 G bytes, from L3.
+    // in L1: packing them from dz's rows later read one line per row of dz (4 G bytes apart), from L3.
     const int64_t panel = chunk * B * NR;
     std::vector<R>& dz_panels = thread_scratch<R>();
     dz_panels.resize((u_end - u_begin) * 4 * panel);

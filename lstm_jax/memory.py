@@ -8,7 +8,7 @@ large with a fresh `mmap` and returns it with `munmap`, so every step faults in 
 torch's CPU step faults as much (787 K in the same measurement) and gains as much from them.
 Since then "native" asks for transparent huge pages for its own residuals (`madvise`), which
 leaves 263 K faults in that measurement (71 K with the settings below), and its gain at (c) is
-15 % instead of 23 % (BENCHMARKS.md, "Fifth round").
+15-20 % instead of 23 % (two `make bench` runs; BENCHMARKS.md, "Fifth round").
 
 `keep_freed_memory()` tells glibc's malloc (`mallopt`) to serve blocks up to 1 GiB from its
 heap, to keep up to 2 GiB of freed memory instead of returning it, and to use one arena for all
