@@ -19,15 +19,18 @@
 // vectors of accumulators, as BLIS's Haswell kernel), or AVX-512 where the CPU has it (8 rows x
 // 2 panels, twice the multiply-adds per instruction) with the same bits, for float32 and float64.
 #include <immintrin.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <climits>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -258,9 +261,61 @@ void pack_rows(const R* W, int64_t K, int64_t r0, int64_t n, R* panel) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Waiting without taking a busy core. A waiter spins for at most kSpin (a team member is usually
+// microseconds behind), then sleeps on a futex, so that when more threads want to run than there
+// are free cores (two jobs on two cores) a waiting thread hands its core to the thread it waits for
+// instead of burning it. `Signal` is a 32-bit word that waiters watch for a change; the writer calls
+// the kernel only when someone sleeps on it.
+constexpr auto kSpin = std::chrono::microseconds(30);
+
+class Signal {
+ public:
+  int load() const { return word_.load(std::memory_order_acquire); }
+  // Returns once the word differs from `seen` (at once if it already does); whether it slept.
+  bool wait_change(int seen) {
+    if (load() != seen) return false;
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    for (int spins = 1; load() == seen; spins++) {
+      _mm_pause();
+      if (spins % 64 == 0 && std::chrono::steady_clock::now() > until) break;
+    }
+    bool slept = false;
+    while (load() == seen) {
+      slept = true;
+      // Registered before the second look, both seq_cst: either the writer sees a sleeper and
+      // wakes it, or this thread sees the new value and does not sleep.
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      if (word_.load(std::memory_order_seq_cst) == seen) {
+        syscall(SYS_futex, reinterpret_cast<int*>(&word_), FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
+      }
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    return slept;
+  }
+  void store(int value) {
+    word_.store(value, std::memory_order_seq_cst);
+    wake();
+  }
+  int add(int delta) {
+    const int value = word_.fetch_add(delta, std::memory_order_seq_cst) + delta;
+    wake();
+    return value;
+  }
+
+ private:
+  void wake() {
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      syscall(SYS_futex, reinterpret_cast<int*>(&word_), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+    }
+  }
+  static_assert(sizeof(std::atomic<int>) == sizeof(int), "a futex is a plain int");
+  std::atomic<int> word_{0};
+  std::atomic<int> sleepers_{0};
+};
+
 // The thread team: `threads - 1` workers plus the calling thread run one job at a time; inside a
-// job, `sync()` is a barrier. Workers spin briefly between jobs, then sleep, so that they do not
-// take cores from XLA's own threads between calls. A child process made by fork() has none of
+// job, `sync()` is a barrier. Every wait (a worker for the next job, the caller for the workers,
+// a barrier) is a `Signal`: a short spin, then sleep. A child process made by fork() has none of
 // the parent's workers: it starts its own at its first call.
 class Team {
  public:
@@ -287,58 +342,43 @@ class Team {
     active_ = std::max(1, std::min(active, threads_));
     while (static_cast<int>(workers_.size()) < threads_ - 1) {
       const int t = static_cast<int>(workers_.size()) + 1;
-      const int64_t seen = generation_.load(std::memory_order_acquire);  // the job below is news to it
+      const int seen = generation_.load();  // the job below is news to it
       workers_.push_back(new std::thread([this, t, seen] { worker(t, seen); }));
     }
     job_ = &job;
-    done_.store(0, std::memory_order_relaxed);
-    {
-      std::lock_guard<std::mutex> lock(sleep_mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
-    }
-    wake_.notify_all();
+    done_.store(0);
+    generation_.add(1);
     job(0, active_);
-    while (done_.load(std::memory_order_acquire) != threads_ - 1) _mm_pause();
+    for (int done = done_.load(); done != threads_ - 1; done = done_.load()) done_.wait_change(done);
   }
   // The barrier inside a job: the last of the `active` threads to arrive resets the count and
   // advances the phase that the others wait on.
   void sync() {
-    const int64_t phase = barrier_phase_.load(std::memory_order_acquire);
+    const int phase = barrier_phase_.load();
     if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == active_ - 1) {
       barrier_count_.store(0, std::memory_order_relaxed);
-      barrier_phase_.store(phase + 1, std::memory_order_release);
+      barrier_phase_.store(phase + 1);
       return;
     }
-    for (int64_t spins = 0; barrier_phase_.load(std::memory_order_acquire) == phase; spins++) {
-      if (spins < (1 << 16)) {
-        _mm_pause();
-      } else {
-        sched_yield();  // more threads than free cores: let the others run
-      }
-    }
+    if (barrier_phase_.wait_change(phase)) barrier_sleeps_.fetch_add(1, std::memory_order_relaxed);
   }
+  // Barrier waits that outlasted the spin and slept, since the process started (for the tests).
+  int64_t barrier_sleeps() const { return barrier_sleeps_.load(std::memory_order_relaxed); }
+
  private:
-  void worker(int t, int64_t seen) {
+  void worker(int t, int seen) {
     while (true) {
-      for (int spins = 0; generation_.load(std::memory_order_acquire) == seen && spins < 20000; spins++) _mm_pause();
-      if (generation_.load(std::memory_order_acquire) == seen) {
-        std::unique_lock<std::mutex> lock(sleep_mutex_);
-        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      }
-      seen = generation_.load(std::memory_order_acquire);
+      generation_.wait_change(seen);
+      seen = generation_.load();
       if (stopping_.load(std::memory_order_acquire)) return;
       if (t < active_) (*job_)(t, active_);
-      done_.fetch_add(1, std::memory_order_acq_rel);
+      done_.add(1);
     }
   }
   void stop_workers() {
     if (workers_.empty()) return;
     stopping_.store(true, std::memory_order_release);
-    {
-      std::lock_guard<std::mutex> lock(sleep_mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
-    }
-    wake_.notify_all();
+    generation_.add(1);
     for (std::thread* w : workers_) {
       w->join();
       delete w;
@@ -353,12 +393,11 @@ class Team {
   int active_ = 1;
   std::vector<std::thread*> workers_;
   const std::function<void(int, int)>* job_ = nullptr;
-  std::atomic<int64_t> generation_{0};
-  std::atomic<int> done_{0};
+  Signal generation_;  // a new job (or the order to stop)
+  Signal done_;        // workers finished with the current job
   std::atomic<int> barrier_count_{0};
-  std::atomic<int64_t> barrier_phase_{0};
-  std::mutex sleep_mutex_;
-  std::condition_variable wake_;
+  Signal barrier_phase_;
+  std::atomic<int64_t> barrier_sleeps_{0};
   std::atomic<bool> stopping_{false};
 };
 
@@ -902,6 +941,9 @@ extern "C" __attribute__((visibility("default"))) void lstm_native_set_threads(i
 }
 extern "C" __attribute__((visibility("default"))) int lstm_native_threads() { return Team::get().threads(); }
 extern "C" __attribute__((visibility("default"))) int lstm_native_last_active() { return Team::get().last_active(); }
+extern "C" __attribute__((visibility("default"))) int64_t lstm_native_barrier_sleeps() {
+  return Team::get().barrier_sleeps();
+}
 extern "C" __attribute__((visibility("default"))) int lstm_native_last_swept() { return g_swept.load(); }
 extern "C" __attribute__((visibility("default"))) void lstm_native_set_poison(int on) { g_poison.store(on != 0); }
 

@@ -116,6 +116,16 @@ def last_call_threads() -> int:
     return _LOADED[0].lstm_native_last_active() if available() else 0
 
 
+def barrier_sleeps() -> int:
+    """How many of the team's barrier waits so far outlasted their short spin and slept (0 where
+    unavailable). Sleeping hands the core to the thread being waited for: many sleeps mean the
+    team shares its cores with other work."""
+    if not available():
+        return 0
+    _LOADED[0].lstm_native_barrier_sleeps.restype = ctypes.c_int64
+    return _LOADED[0].lstm_native_barrier_sleeps()
+
+
 def last_forward_swept() -> int:
     """How many slices of residuals the last native forward with a backward pass had to fault
     in before its loop (0: every page was already in memory, so it skipped the sweep; 0 also

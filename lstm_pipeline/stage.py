@@ -31,7 +31,7 @@ from lstm_jax import portability
 from lstm_jax.errors import DataError, LstmJaxError
 from lstm_jax.outputs import write_json
 from lstm_jax.safe_paths import read_regular_file
-from lstm_pipeline import runtime
+from lstm_pipeline import pinned, runtime
 
 
 def run_stage(main, description: str, add_arguments=None) -> None:
@@ -48,6 +48,7 @@ def run_stage(main, description: str, add_arguments=None) -> None:
     try:
         # Same bits on any x86-64 AVX2 machine, whatever its cores (LSTM_JAX_PORTABLE=0: off).
         portability.pin_for_portability()
+        pinned.check_pinned()  # and NumPy's and OpenBLAS's kernels (the baselines' bits)
         runtime.enable_compilation_cache()  # .jax_cache/: a rerun loads instead of compiling
         from lstm_pipeline.params import load_params
 

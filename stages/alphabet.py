@@ -1,6 +1,8 @@
 """Stage alphabet@<framing>: one alphabet framing over `alphabet.seeds` seeds, real and
 scrambled alphabet -> its metrics JSON and loss-curve CSV."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 import time
 from pathlib import Path
 

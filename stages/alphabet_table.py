@@ -1,6 +1,8 @@
 """Stage alphabet_table: every alphabet framing's metrics -> one JSON table, a readable
 Markdown table and a CSV for the bar chart."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 from pathlib import Path
 
 from lstm_jax.outputs import write_csv, write_text

@@ -2,6 +2,8 @@
 character n-gram (lstm_jax.ngram), trained on exactly the characters the model trains on and
 scored on exactly the held-out characters it is scored on -> bits per character beside it."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 import time
 from pathlib import Path
 

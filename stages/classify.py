@@ -2,6 +2,8 @@
 them in one vmapped program, beside 1-NN DTW and a logistic regression on summary features ->
 metrics JSON, per-epoch curves CSV, confusion-matrix PNG, and the best seed's model."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 import time
 from pathlib import Path
 

@@ -3,6 +3,8 @@ beside its Kneser-Ney baseline, with the verdict), and draw what DVC's Vega plot
 char model's bits per character per epoch against the baseline's line, and the alphabet loss
 curves of all framings on log-log axes."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 from pathlib import Path
 
 from lstm_pipeline.plots import baseline_plot, curves_plot, read_csv, read_tsv

@@ -1,6 +1,8 @@
 """Stage prepare: every text in `prepare.texts` -> <out>/<name>/{train,heldout}.npy, vocab.json,
 dataset.json. Texts are streamed (lstm_jax.corpus), so a large corpus is held once, as ids."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 from pathlib import Path
 
 from lstm_jax.corpus import prepare_dataset

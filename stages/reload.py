@@ -1,6 +1,8 @@
 """Stage reload: rebuild the model from its checkpoint alone; check held-out predictions are
 bitwise identical to the trained model's; write a greedy generation from `reload.seed_text`."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 from pathlib import Path
 
 import numpy as np

@@ -1,6 +1,8 @@
 """Stage sequential: one model over `sequential.datasets` datasets in a loop -> forgetting
 matrix and its summary, the forgetting heatmap, loss curves (sequential and joint)."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 import time
 from pathlib import Path
 

@@ -2,6 +2,8 @@
 the best epoch's checkpoint, its held-out logits, metrics (loss, bits per character, perplexity,
 accuracy; the best epoch), per-epoch metrics through DVCLive."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 import time
 from dataclasses import asdict
 from pathlib import Path

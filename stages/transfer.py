@@ -2,6 +2,8 @@
 character; compare with a from-scratch model on the same budget; measure forgetting on
 `transfer.forgetting_dataset`."""
 
+import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
+
 import time
 from dataclasses import asdict
 from pathlib import Path

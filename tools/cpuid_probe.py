@@ -1,11 +1,13 @@
 """Run a command as if on a CPU with other cache sizes, or without AVX-512: the check that the
 pinned pipeline's bits do not depend on what CPUID says (lstm_jax.portability).
 
-jaxlib's native code (XLA, Eigen, oneDNN) reads the CPU's features and cache sizes with the
-CPUID instruction, which a user process cannot intercept. So the probe copies jaxlib once into
---workdir, replaces each CPUID in its native library by an illegal instruction (sites found with
-`objdump -d`), and runs the command with that copy first on PYTHONPATH and `fake_cpuid.c`
-preloaded: it answers those sites with the real CPUID, edited. Needs gcc and objdump (binutils).
+jaxlib's native code (XLA, Eigen, oneDNN), NumPy's SIMD dispatch and the OpenBLAS inside the
+NumPy and SciPy wheels (under the baselines) read the CPU's features and cache sizes with the
+CPUID instruction, which a user process cannot intercept. So the probe copies those packages once
+into --workdir, replaces each CPUID in their native libraries by an illegal instruction (sites
+found with `objdump -d`), and runs the command with the copies first on PYTHONPATH and
+`fake_cpuid.c` preloaded: it answers those sites with the real CPUID, edited. Needs gcc and
+objdump (binutils).
 
     python tools/cpuid_probe.py --l1d 32 --l2 512 --no-avx512 -- dvc repro --force
     lstm-pipeline check-reproduced --baseline HEAD
@@ -28,8 +30,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-LIBRARY = "libjax_common.so"  # the one native library of jaxlib 0.10 that holds XLA and its kernels
 CPUID, UD2 = b"\x0f\xa2", b"\x0f\x0b"
+# package -> the glob patterns (in the package's folder and its wheel's `<package>.libs` folder)
+# of the native libraries that read CPUID for what decides a result's bits.
+PATCHED = {
+    "jaxlib": ["libjax_common.so"],  # XLA and its kernels (jaxlib 0.10's one native library)
+    "numpy": ["_core/_multiarray_umath.*.so", "libscipy_openblas64_*.so"],  # SIMD dispatch, OpenBLAS
+    "scipy": ["libscipy_openblas-*.so"],  # SciPy's own OpenBLAS (optimizers, linalg)
+}
 
 
 def fail(message: str) -> None:
@@ -37,11 +45,25 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def jaxlib_dir() -> Path:
-    spec = importlib.util.find_spec("jaxlib")
+def package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        fail("jaxlib: expected an installed package, found none (run `make install`)")
+        fail(f"{package}: expected an installed package, found none (run `make install`)")
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def patch(library: Path) -> list[str]:
+    """Replace each CPUID in `library` by UD2; the "<file name> <offset>" lines of its sites."""
+    sites = cpuid_sites(library)
+    vaddr, offset = text_section(library)
+    with open(library, "r+b") as f:
+        for site in sites:
+            f.seek(site - vaddr + offset)
+            if f.read(2) != CPUID:
+                fail(f"{library}: expected CPUID at {site:#x}, found other bytes")
+            f.seek(site - vaddr + offset)
+            f.write(UD2)
+    return [f"{library.name} {s:x}\n" for s in sites]
 
 
 def text_section(library: Path) -> tuple[int, int]:
@@ -64,31 +86,31 @@ def cpuid_sites(library: Path) -> list[int]:
 
 
 def prepare(workdir: Path) -> tuple[Path, Path, Path]:
-    """The patched jaxlib copy's parent folder, its sites file and the preload library."""
+    """The patched packages' parent folder, its sites file and the preload library."""
     for tool in ("gcc", "objdump"):
         if shutil.which(tool) is None:
             fail(f"{tool}: expected on PATH, found none")
-    source = jaxlib_dir()
-    stamp = f"{source} {(source / LIBRARY).stat().st_size} {(source / LIBRARY).stat().st_mtime_ns}\n"
+    sources = {package: package_dir(package) for package in PATCHED}
+    stamp = "".join(f"{source} {source.stat().st_mtime_ns}\n" for source in sources.values())
     site_path, preload = workdir / "cpuid_sites.txt", workdir / "fake_cpuid.so"
-    fresh = (workdir / "stamp").is_file() and (workdir / "stamp").read_text() == stamp
-    if not (fresh and (workdir / "jaxlib" / LIBRARY).is_file() and site_path.is_file()):
-        shutil.rmtree(workdir / "jaxlib", ignore_errors=True)
+    fresh = (workdir / "stamp").is_file() and (workdir / "stamp").read_text() == stamp and site_path.is_file()
+    if not fresh:
         workdir.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source, workdir / "jaxlib", ignore=shutil.ignore_patterns("__pycache__"))
-        library = workdir / "jaxlib" / LIBRARY
-        sites = cpuid_sites(library)
-        vaddr, offset = text_section(library)
-        with open(library, "r+b") as f:
-            for site in sites:
-                f.seek(site - vaddr + offset)
-                if f.read(2) != CPUID:
-                    fail(f"{library}: expected CPUID at {site:#x}, found other bytes")
-                f.seek(site - vaddr + offset)
-                f.write(UD2)
-        site_path.write_text("".join(f"{s:x}\n" for s in sites))
+        lines = []
+        for package, source in sources.items():
+            for folder in (source, source.parent / f"{package}.libs"):
+                if not folder.is_dir():
+                    continue
+                shutil.rmtree(workdir / folder.name, ignore_errors=True)
+                shutil.copytree(folder, workdir / folder.name, ignore=shutil.ignore_patterns("__pycache__"))
+            libraries = [lib for pattern in PATCHED[package] for lib in sorted(workdir.glob(f"{package}*/{pattern}"))]
+            if len(libraries) < len(PATCHED[package]):
+                fail(f"{package}: expected libraries matching {PATCHED[package]}, found {libraries}")
+            for library in libraries:
+                lines += patch(library)
+        site_path.write_text("".join(lines))
         (workdir / "stamp").write_text(stamp)
-        print(f"cpuid_probe: patched {len(sites)} CPUID sites in a copy of {source}", file=sys.stderr)
+        print(f"cpuid_probe: patched {len(lines)} CPUID sites in copies of {', '.join(PATCHED)}", file=sys.stderr)
     subprocess.run(
         ["gcc", "-O2", "-shared", "-fPIC", "-o", str(preload), str(HERE / "fake_cpuid.c"), "-ldl"], check=True
     )
@@ -118,7 +140,7 @@ def main(argv=None) -> int:
         parser.error(f"--l3: expected at least 512 (CPUID counts L3 in 512 KiB units), found {args.l3}")
     parent, site_path, preload = prepare(args.workdir.resolve())
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_")}  # none from an earlier probe
-    env.update(FAKE_CPUID_SITES=str(site_path), FAKE_CPUID_LIBRARY=LIBRARY, FAKE_CPUID_REPORT="1")
+    env.update(FAKE_CPUID_SITES=str(site_path), FAKE_CPUID_REPORT="1")
     env["LD_PRELOAD"] = " ".join(filter(None, [str(preload), os.environ.get("LD_PRELOAD", "")]))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(parent), os.environ.get("PYTHONPATH", "")]))
     # A compilation cache filled under the real CPUID would skip the compiler that reads the fake one.

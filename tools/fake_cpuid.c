@@ -1,15 +1,16 @@
-/* Answers the CPUID instructions of a patched copy of jaxlib with another CPU's cache sizes and
- * without AVX-512, so one machine can check that the pinned pipeline's bits do not depend on them
- * (tools/cpuid_probe.py builds this, patches the copy and runs a command under both).
+/* Answers the CPUID instructions of patched copies of jaxlib, NumPy and SciPy (and the OpenBLAS
+ * builds inside their wheels) with another CPU's cache sizes and without AVX-512, so one machine
+ * can check that the pinned pipeline's bits do not depend on them (tools/cpuid_probe.py builds
+ * this, patches the copies and runs a command under both).
  *
- * The probe replaces each CPUID (0F A2) in jaxlib's native library by UD2 (0F 0B) and lists
- * the patched offsets in $FAKE_CPUID_SITES (the library's file name in $FAKE_CPUID_LIBRARY). Loaded with LD_PRELOAD, this library catches the
- * SIGILL of those sites only, runs the real CPUID, edits the answer and steps over it. Any other
- * illegal instruction keeps its default action.
+ * The probe replaces each CPUID (0F A2) in those native libraries by UD2 (0F 0B) and lists the
+ * patched sites in $FAKE_CPUID_SITES, one "<library file name> <hex offset>" a line. Loaded with
+ * LD_PRELOAD, this library catches the SIGILL of those sites only, runs the real CPUID, edits the
+ * answer and steps over it. Any other illegal instruction keeps its default action.
  *
  * Environment: FAKE_L1D_KIB, FAKE_L2_KIB, FAKE_L3_KIB (cache sizes to report; unset: the real ones),
  * FAKE_NO_AVX512=1 (hide AVX-512), FAKE_CPUID_SITES (required), FAKE_CPUID_REPORT=1 (count the
- * answers on stderr at exit).
+ * answers per library on stderr at exit).
  */
 #define _GNU_SOURCE
 #include <cpuid.h>
@@ -21,22 +22,33 @@
 #include <string.h>
 #include <ucontext.h>
 
-static unsigned long sites[4096];
+#define MAX_SITES 16384
+#define MAX_LIBRARIES 16
+struct site { int library; unsigned long offset; };
+static struct site sites[MAX_SITES]; /* sorted by (library, offset) */
 static int n_sites;
-static unsigned l1d_kib, l2_kib;
-static unsigned long library_base;
+static char libraries[MAX_LIBRARIES][256]; /* file names, without folders */
+static int n_libraries;
+static volatile long answered[MAX_LIBRARIES];
+static unsigned l1d_kib, l2_kib, l3_kib;
 static int no_avx512;
-static volatile long answered;
-static const char *library = "";
-static unsigned l3_kib;
 static struct sigaction previous; /* the SIGILL action before ours: other faults go to it */
 
-static int is_site(unsigned long offset) {
+static int library_index(const char *name) {
+  for (int i = 0; i < n_libraries; i++)
+    if (!strcmp(libraries[i], name)) return i;
+  return -1;
+}
+
+static int is_site(int library, unsigned long offset) {
   int lo = 0, hi = n_sites - 1;
   while (lo <= hi) {
     int mid = (lo + hi) / 2;
-    if (sites[mid] == offset) return 1;
-    if (sites[mid] < offset) lo = mid + 1; else hi = mid - 1;
+    if (sites[mid].library == library && sites[mid].offset == offset) return 1;
+    if (sites[mid].library < library || (sites[mid].library == library && sites[mid].offset < offset))
+      lo = mid + 1;
+    else
+      hi = mid - 1;
   }
   return 0;
 }
@@ -59,12 +71,12 @@ static void on_sigill(int sig, siginfo_t *info, void *context) {
   ucontext_t *uc = context;
   greg_t *r = uc->uc_mcontext.gregs;
   Dl_info where;
-  if (!library_base) { /* the first fault: find the patched library (dladdr, once) */
-    const char *name = NULL;
-    if (dladdr((void *)r[REG_RIP], &where) && where.dli_fname) name = strrchr(where.dli_fname, '/');
-    if (name && !strcmp(name + 1, library)) library_base = (unsigned long)where.dli_fbase;
+  int library = -1;
+  if (dladdr((void *)r[REG_RIP], &where) && where.dli_fname) {
+    const char *slash = strrchr(where.dli_fname, '/');
+    library = library_index(slash ? slash + 1 : where.dli_fname);
   }
-  if (!library_base || !is_site(r[REG_RIP] - library_base)) {
+  if (library < 0 || !is_site(library, r[REG_RIP] - (unsigned long)where.dli_fbase)) {
     /* not ours: hand it to the previous action (or the default), and the instruction runs again */
     sigaction(sig, &previous, NULL);
     return;
@@ -83,19 +95,22 @@ static void on_sigill(int sig, siginfo_t *info, void *context) {
   if (no_avx512 && leaf == 7 && sub == 1) a &= ~(1u << 5); /* avx512_bf16 */
   r[REG_RAX] = a, r[REG_RBX] = b, r[REG_RCX] = c, r[REG_RDX] = d;
   r[REG_RIP] += 2;
-  answered++;
+  answered[library]++;
 }
 
 static int cmp(const void *x, const void *y) {
-  unsigned long a = *(const unsigned long *)x, b = *(const unsigned long *)y;
-  return a < b ? -1 : a > b;
+  const struct site *a = x, *b = y;
+  if (a->library != b->library) return a->library < b->library ? -1 : 1;
+  return a->offset < b->offset ? -1 : a->offset > b->offset;
 }
 
 static void report(void) {
-  if (answered) {
-    fprintf(stderr, "fake_cpuid: answered %ld CPUID instructions\n", answered);
-  } else if (dlopen(library, RTLD_NOW | RTLD_NOLOAD)) { /* jaxlib ran, but not the patched copy */
-    fprintf(stderr, "fake_cpuid: %s: expected the patched copy, found the original loaded\n", library);
+  for (int i = 0; i < n_libraries; i++) {
+    if (answered[i]) {
+      fprintf(stderr, "fake_cpuid: %s: answered %ld CPUID instructions\n", libraries[i], answered[i]);
+    } else if (dlopen(libraries[i], RTLD_NOW | RTLD_NOLOAD)) { /* loaded, but not the patched copy */
+      fprintf(stderr, "fake_cpuid: %s: expected the patched copy, found the original loaded\n", libraries[i]);
+    }
   }
 }
 
@@ -106,17 +121,23 @@ __attribute__((constructor)) static void install(void) {
     fprintf(stderr, "fake_cpuid: FAKE_CPUID_SITES: expected a readable file of offsets, found %s\n", path ? path : "unset");
     exit(2);
   }
-  unsigned long site;
-  while (fscanf(f, "%lx", &site) == 1) {
-    if (n_sites == 4096) {
-      fprintf(stderr, "fake_cpuid: %s: expected at most 4096 sites, found more\n", path);
+  char name[256];
+  unsigned long offset;
+  while (fscanf(f, "%255s %lx", name, &offset) == 2) {
+    int library = library_index(name);
+    if (library < 0 && n_libraries < MAX_LIBRARIES) {
+      strcpy(libraries[n_libraries], name);
+      library = n_libraries++;
+    }
+    if (library < 0 || n_sites == MAX_SITES) {
+      fprintf(stderr, "fake_cpuid: %s: expected at most %d libraries and %d sites, found more\n", path,
+              MAX_LIBRARIES, MAX_SITES);
       exit(2);
     }
-    sites[n_sites++] = site;
+    sites[n_sites++] = (struct site){library, offset};
   }
   fclose(f);
   qsort(sites, n_sites, sizeof sites[0], cmp);
-  if (getenv("FAKE_CPUID_LIBRARY")) library = getenv("FAKE_CPUID_LIBRARY");
   if (getenv("FAKE_L1D_KIB")) l1d_kib = atoi(getenv("FAKE_L1D_KIB"));
   if (getenv("FAKE_L2_KIB")) l2_kib = atoi(getenv("FAKE_L2_KIB"));
   if (getenv("FAKE_L3_KIB")) l3_kib = atoi(getenv("FAKE_L3_KIB"));

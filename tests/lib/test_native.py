@@ -158,17 +158,18 @@ _PROBE = textwrap.dedent(
     )[0]
     grads = jax.grad(lambda p: jnp.sum(jnp.tanh(run(p))))(params)
     print("swept", native.last_forward_swept())
+    print("sleeps", native.barrier_sleeps())
     np.save(sys.argv[1], np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)]))
     print(native.team_size(), native.last_call_threads(), native.isa())
     """
 )
 
 
-def _probe(tmp_path, dtype: str, prefix=(), threads=None, isa=None, poison=False, swept=None):
+def _probe(tmp_path, dtype: str, prefix=(), threads=None, isa=None, poison=False, swept=None, sleeps=None):
     """(gradients, (team size, threads of the last call, instruction set)) of _PROBE's layer,
     run in a fresh process under the given thread count and instruction set; with `poison`,
     the residuals filled with NaN before the forward's loop. `swept` (a list) gets
-    `native.last_forward_swept()`."""
+    `native.last_forward_swept()`, `sleeps` (a list) `native.barrier_sleeps()`."""
     out = tmp_path / f"{dtype}-{threads}-{isa}-{len(prefix)}-{poison}.npy"
     env = {k: v for k, v in os.environ.items() if k not in (native.THREADS_ENV, native.ISA_ENV)}
     env.update({native.THREADS_ENV: threads} if threads else {})
@@ -177,6 +178,8 @@ def _probe(tmp_path, dtype: str, prefix=(), threads=None, isa=None, poison=False
     proc = subprocess.run(command, env=env, check=True, timeout=300, capture_output=True, text=True)
     if swept is not None:
         swept += [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("swept ")]
+    if sleeps is not None:
+        sleeps += [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("sleeps ")]
     team, last, used = proc.stdout.split()[-3:]
     return np.load(out), (int(team), int(last), used)
 
@@ -201,6 +204,14 @@ def test_the_bits_do_not_depend_on_the_number_of_threads_cores_or_instruction_se
         bits, info = _probe(tmp_path, "float32", prefix=("taskset", "-c", "0"))
         assert info == (1, 1, isa)
         np.testing.assert_array_equal(bits, reference, err_msg="1 core, default team")
+        # Two threads on one core (as when other jobs hold the other cores): a thread waiting at
+        # the barrier sleeps after its short spin, handing the core to the one it waits for,
+        # instead of spinning out its time slice (issue 30). Same bits.
+        sleeps = []
+        bits, info = _probe(tmp_path, "float32", prefix=("taskset", "-c", "0"), threads="2", sleeps=sleeps)
+        assert info == (2, 2, isa)
+        np.testing.assert_array_equal(bits, reference, err_msg="a team of 2 on 1 core")
+        assert sleeps and sleeps[0] > 0, "the barrier never slept: a waiting thread spun on a shared core"
     if _HAS_AVX512:
         bits, info = _probe(tmp_path, "float32", threads="2", isa="avx2")
         assert info == (2, 2, "avx2")
