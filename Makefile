@@ -88,9 +88,12 @@ gate: $(PIPELINE_STAMP)
 report: $(PIPELINE_STAMP)
 	$(BIN)/lstm-pipeline report --out report.html --dvc-plots report_files/dvc_plots/index.html
 
-# Speed side by side with flax and torch (CPU; cuDNN too on a GPU machine): see BENCHMARKS.md.
+# Speed side by side with flax and torch (CPU; cuDNN too on a GPU machine), then the same step
+# with as many jobs at once as cores, and a two-experiment `dvc queue` at -j 1 and -j 2: see
+# BENCHMARKS.md.
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/lstm_speed.py
+	$(RUN) $(BIN)/python benchmarks/contention.py
 
 # Re-pin the locks from pyproject.toml with pip-tools, run from its own venv $(TOOLS_VENV) (never
 # from $(VENV)). Existing pins are kept unless pyproject.toml needs otherwise; to move versions:

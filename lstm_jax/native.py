@@ -10,6 +10,11 @@ CPU has it and AVX2/FMA elsewhere (`LSTM_JAX_NATIVE_ISA`): nothing but libstdc++
 semantics (masks, resets, recurrent dropout, direction) are `fused.fused_lstm`'s, float32 and
 float64.
 
+Sharing the cores: every wait of the team (a barrier, a worker between calls, the caller for its
+workers) spins for at most 30 microseconds, then sleeps on a futex. When other jobs hold the
+cores, a waiting thread so hands its core to the thread it waits for instead of spinning out its
+time slice (`barrier_sleeps()` counts those sleeps).
+
 The C++ is compiled by `pip install` (setup.py, an optional extension: without a compiler the
 install still succeeds). Where the library or AVX2/FMA is missing, `recurrence` warns once and
 runs "fused" instead; `unavailable_reason()` says why.

@@ -34,6 +34,10 @@ oneDNN's AVX2 one, so on an AVX2 CPU the pin should cost little (not measured on
 The pipeline's stages call it first (`lstm_pipeline.stage`); set LSTM_JAX_PORTABLE=0 to let XLA
 use every core and instruction instead (faster on big machines, machine-specific bits).
 
+NumPy and the OpenBLAS in NumPy's and SciPy's wheels pick their kernels by CPUID as well, at
+load time, which a library imported after NumPy cannot pin: the pipeline's stage scripts import
+`lstm_pipeline.pinned` first for that (its baselines go through them; this library does not).
+
 Not covered: GPUs and ARM CPUs, where bit identity is not promised (the gate's
 tolerances apply there), and CPUs with less than 32 KiB of L1 data cache.
 """

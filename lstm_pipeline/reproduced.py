@@ -7,9 +7,10 @@ just wrote says exactly which outputs came out different. Under the portability 
 elsewhere (a GPU, an ARM CPU, LSTM_JAX_PORTABLE=0) bit identity is not promised, the check is
 skipped, and the gate's tolerances are what applies.
 
-The committed outputs were made on an AMD EPYC with AVX-512 and a 48 KiB L1 / 1 MiB L2 cache,
-and reproduced with CPUID reporting other cache sizes and no AVX-512 (`tools/cpuid_probe.py`):
-see `lstm_jax.portability` for what decided the bits before the contraction kernel was pinned.
+`make gate` runs the forced rerun under `tools/cpuid_probe.py` (AVX-512 hidden, a 32 KiB L1d and
+512 KiB L2 reported to jaxlib, NumPy and OpenBLAS), so the check compares the committing CPU's
+bits with another CPU's: see `lstm_jax.portability` and `lstm_pipeline.pinned` for what decided
+the bits before each pin.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Reading the pipeline's small YAML files (params.yaml, thresholds.yaml) safely.
 
-`load_yaml` reads YAML as DVC reads it, minus what can explode or mislead: aliases (`*name`,
+`load_yaml` reads YAML as DVC reads it (YAML 1.2, ruamel.yaml's safe loader: `yes` and `on` are
+strings, `010` is 10, `1e-2` is a float, as `dvc params diff` and `dvc exp show` see them; PyYAML's
+YAML 1.1 made them True, 8 and the string '1e-2'), minus what can explode or mislead: aliases (`*name`,
 the "billion laughs": a 4 KB file expanding to gigabytes) and nesting deeper than
 YAML_MAX_DEPTH are refused, a key given twice is an error (DVC refuses such a file; PyYAML
 silently keeps the last), the file must be a regular UTF-8 file of at most YAML_MAX_BYTES
@@ -12,7 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import ScalarNode
 
 from lstm_jax.errors import ConfigError, LstmJaxError
 from lstm_jax.safe_paths import read_regular_file
@@ -27,28 +34,31 @@ _BOMS = (
 )
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """YAML as DVC reads it, minus what can explode: aliases (`*name`, the "billion laughs") and
-    nesting deeper than YAML_MAX_DEPTH are refused, and a key given twice is an error."""
+class _StrictComposer(Composer):
+    """Refuses aliases (`*name`, the "billion laughs") and nesting deeper than YAML_MAX_DEPTH."""
 
-    _depth = 0
+    _nesting = 0
 
     def compose_node(self, parent, index):
-        mark = self.peek_event().start_mark
-        if self.check_event(yaml.AliasEvent):
+        mark = self.parser.peek_event().start_mark
+        if self.parser.check_event(AliasEvent):
             raise ConfigError(f"line {mark.line + 1}: YAML aliases (*name) are not supported; write the value out")
-        if self._depth >= YAML_MAX_DEPTH:
+        if self._nesting >= YAML_MAX_DEPTH:
             raise ConfigError(f"line {mark.line + 1}: expected at most {YAML_MAX_DEPTH} levels of nesting")
-        self._depth += 1
+        self._nesting += 1
         try:
             return super().compose_node(parent, index)
         finally:
-            self._depth -= 1
+            self._nesting -= 1
+
+
+class _StrictConstructor(SafeConstructor):
+    """A key given twice is an error naming both lines (DVC refuses such a file too)."""
 
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
+            if isinstance(key_node, ScalarNode):
                 key = self.construct_object(key_node)
                 if key in seen:
                     raise ConfigError(
@@ -57,6 +67,13 @@ class _StrictLoader(yaml.SafeLoader):
                     )
                 seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
+
+
+def _parse(text: str):
+    """YAML 1.2 as DVC parses params (`YAML(typ="safe")`), with the strict composer and constructor."""
+    parser = YAML(typ="safe", pure=True)
+    parser.Composer, parser.Constructor = _StrictComposer, _StrictConstructor
+    return parser.load(text)
 
 
 def short(text: str, limit: int = 300) -> str:
@@ -108,14 +125,14 @@ def load_yaml(path: str | Path, what: str = "params file"):
     if "\x00" in text:
         raise ConfigError(f"{path}: expected UTF-8 text, found a NUL character (UTF-16 without a byte-order mark?)")
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        raw = _parse(text)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    except yaml.MarkedYAMLError as exc:
+    except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError(f"{path}: not valid YAML: {short(str(exc.problem or exc.context), 200)}{where}") from None
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: an int of 5000 digits
+    except (YAMLError, ValueError, RecursionError) as exc:  # ValueError: an int of 5000 digits
         raise ConfigError(f"{path}: not valid YAML: {short(str(exc).splitlines()[0], 200)}") from None
     try:
         _check_unicode(raw, "")
