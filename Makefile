@@ -31,7 +31,7 @@ $(BIN)/python:
 # which also compiles the C++ kernels of implementation="native" (setup.py) against the FFI
 # headers of the jaxlib just installed (hence no build isolation; without a compiler the install
 # goes on without them).
-$(PIPELINE_STAMP): requirements/pipeline.lock pyproject.toml setup.py lstm_jax/_native_lstm.cc | $(BIN)/python
+$(PIPELINE_STAMP): requirements/pipeline.lock pyproject.toml setup.py lstm_jax/recurrence/_native_lstm.cc | $(BIN)/python
 	$(INSTALL) --require-hashes --no-deps -r requirements/pipeline.lock
 	$(INSTALL) --no-deps --no-build-isolation -e .
 	touch $@

@@ -1,10 +1,10 @@
-"""Builds the optional C++ kernels of implementation="native" (lstm_jax/_native_lstm.cc).
+"""Builds the optional C++ kernels of implementation="native" (lstm_jax/recurrence/_native_lstm.cc).
 
 Everything else about the package is in pyproject.toml. The extension needs a C++17 compiler and
 jaxlib's XLA FFI headers (`jax.ffi.include_dir()`, from the build environment: the Makefile
 installs with --no-build-isolation so that they are the headers of the jaxlib that will run it).
 It is optional: where it cannot be built, the install goes on without it and "native" falls back
-to "fused" with a warning (lstm_jax/native.py).
+to "fused" with a warning (lstm_jax/recurrence/_native.py).
 """
 
 from pathlib import Path
@@ -26,8 +26,8 @@ _extensions = []
 if _include is not None:
     _extensions.append(
         Extension(
-            "lstm_jax._native_lstm",
-            sources=["lstm_jax/_native_lstm.cc"],
+            "lstm_jax.recurrence._native_lstm",
+            sources=["lstm_jax/recurrence/_native_lstm.cc"],
             include_dirs=[_include],
             language="c++",
             # AVX2 + FMA, the ISA the pipeline pins XLA to. No -ffast-math, and -ffp-contract=off:

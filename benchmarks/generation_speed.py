@@ -14,8 +14,8 @@ from speed_models import median_time
 
 
 def section_generation(length: int) -> None:
-    from lstm_jax.generate import make_sampler
-    from lstm_jax.models import CharLM
+    from lstm_jax.training import make_sampler
+    from lstm_jax.nn import CharLM
 
     cfg = sm.CONFIGS["a"]
     model = CharLM(vocab_size=cfg.vocab, embed_dim=cfg.embed, hidden_size=cfg.hidden)

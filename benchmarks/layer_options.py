@@ -22,8 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax import LSTM, native
-from lstm_jax.gru import GRU
+from lstm_jax import LSTM
+from lstm_jax.recurrence import native
+from lstm_jax.nn import GRU
 from lstm_jax.portability import cpu_model
 
 OPTIONS = {

@@ -1,6 +1,6 @@
 """The `memory` section of `lstm_speed.py`: XLA's scratch memory of one train step against the
 sequence length T, with full backprop and with segment-wise rematerialisation
-(`lstm_jax.long_sequences.remat_segments`), at config (b)'s shapes."""
+(`lstm_jax.training.remat_segments`), at config (b)'s shapes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from speed_models import median_time
 
 
 def section_memory(steps_list=(250, 500, 1000, 2000)) -> None:
-    from lstm_jax.long_sequences import remat_segments
+    from lstm_jax.training import remat_segments
     from lstm_jax import LSTM
     import optax
 

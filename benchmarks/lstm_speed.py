@@ -11,7 +11,7 @@ Sections:
               ratios to each peer, and compile time cold and from a warm persistent cache;
               lstm_jax's implementation="native" is a row of its own when it can load;
               native and torch run once more each with glibc's malloc keeping freed memory
-              (lstm_jax.memory.keep_freed_memory()): with the page faults of fresh memory
+              (lstm_jax.training.keep_freed_memory()): with the page faults of fresh memory
               taken out of both, the rows compare the kernels;
               every implementation runs in its own fresh process, in 4 alternating rounds;
   kernels     the recurrent matmul alone in XLA, numpy and torch;
@@ -48,7 +48,8 @@ from generation_speed import section_generation  # noqa: E402
 from long_sequence_memory import section_memory  # noqa: E402
 from speed_models import median_time  # noqa: E402
 
-from lstm_jax import memory, native  # noqa: E402
+from lstm_jax.training import keep_freed_memory  # noqa: E402
+from lstm_jax.recurrence import native  # noqa: E402
 from lstm_jax.portability import cpu_model, isa_extensions  # noqa: E402
 from lstm_pipeline import runtime  # noqa: E402
 
@@ -123,12 +124,12 @@ VARIANTS = {
 PER_CALL_STEPS = {"epoch_jit": 20}
 
 
-KEEP_ENV = "LSTM_SPEED_KEEP_FREED_MEMORY"  # set for a worker: lstm_jax.memory.keep_freed_memory() first
+KEEP_ENV = "LSTM_SPEED_KEEP_FREED_MEMORY"  # set for a worker: lstm_jax.training.keep_freed_memory() first
 
 
 def worker(name: str, config: str, steps: int) -> None:
     """Measure one variant in this (fresh) process; print JSON {compile, times} on the last line."""
-    if os.environ.get(KEEP_ENV) == "1" and not memory.keep_freed_memory():
+    if os.environ.get(KEEP_ENV) == "1" and not keep_freed_memory():
         raise SystemExit(f"worker {name}: keep_freed_memory() could not set glibc's malloc here")
     step = VARIANTS[name][1](sm.CONFIGS[config])
     compile_s = step.compile()
@@ -194,7 +195,7 @@ def section_train(configs, steps: int, peak: float, gpu: bool, compare: str | No
     if gpu:
         names.insert(2, "jax_cudnn")
     for name in kept:
-        labels[name] = f"{kept[name]}, freed memory kept (lstm_jax.memory.keep_freed_memory())"
+        labels[name] = f"{kept[name]}, freed memory kept (lstm_jax.training.keep_freed_memory())"
         extra_env[name] = {KEEP_ENV: "1"}
     for key in configs:
         cfg = sm.CONFIGS[key]
@@ -262,7 +263,7 @@ def section_techniques(steps: int) -> None:
     env["lstm_jax:kept"] = {KEEP_ENV: "1"}
     res = run_in_processes(names, "a", steps, tempfile.mkdtemp(prefix="lstm_jax_bench_cache_"), extra_env=env)
     labels = {
-        "lstm_jax:kept": "fused, freed memory kept (lstm_jax.memory.keep_freed_memory())",
+        "lstm_jax:kept": "fused, freed memory kept (lstm_jax.training.keep_freed_memory())",
         **{n: f"fused, XLA_FLAGS {f}" for n, f in flags.items()},
     }
     base = float(np.median(res["lstm_jax"]["times"]))
@@ -332,7 +333,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"--configs: expected a subset of a,b,c, found {','.join(unknown)}")
     if args.compare is not None and not (Path(args.compare) / "lstm_jax" / "native.py").is_file():
-        parser.error(f"--compare: expected a folder holding lstm_jax/native.py, found {args.compare!r}")
+        parser.error(f"--compare: expected a folder holding lstm_jax/recurrence/_native.py, found {args.compare!r}")
     if args.worker:
         runtime.enable_compilation_cache()  # the folder the parent passed in the environment
         worker(args.worker, configs[0], args.steps)

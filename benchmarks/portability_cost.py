@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lstm_speed  # noqa: E402
 import speed_models as sm  # noqa: E402
 
-from lstm_jax import native, portability  # noqa: E402
+from lstm_jax import portability
+from lstm_jax.recurrence import native  # noqa: E402
 
 
 def variants() -> dict[str, dict]:

@@ -29,11 +29,9 @@ import yaml
 
 from lstm_jax import portability
 from lstm_jax.portability import cpu_model
-from lstm_jax.corpus import file_chunks, prepare_dataset, python_docs_text, window_stream
-from lstm_jax.data import count_steps, load_dataset
-from lstm_jax.ngram import KneserNey, bits_per_char, select_order
-from lstm_jax.fit import train_model
-from lstm_jax.train import init_params
+from lstm_jax.io import file_chunks, prepare_dataset, python_docs_text, window_stream, count_steps, load_dataset
+from lstm_pipeline.baselines.kneser_ney import KneserNey, bits_per_char, select_order
+from lstm_jax.training import train_model, init_params
 from lstm_pipeline import adapter
 from lstm_pipeline.params import load_params
 

@@ -55,8 +55,8 @@ def cmd_generate(args) -> None:
     )
     _check(args.top_k >= 0, "--top-k", "an integer >= 0", args.top_k)
     _check(0 <= args.seed < 2**32, "--seed", "an integer in [0, 2**32)", args.seed)
-    from lstm_jax.checkpoint import load_checkpoint
-    from lstm_jax.generate import generate_text
+    from lstm_jax.io._checkpoint import load_checkpoint
+    from lstm_jax.training._generate import generate_text
 
     ckpt = load_checkpoint(args.checkpoint)
     _expect_char_lm(ckpt, args.checkpoint, "generate")
@@ -82,7 +82,7 @@ def _expect_char_lm(ckpt, path, command: str) -> None:
 def cmd_info(args) -> None:
     import jax
 
-    from lstm_jax.checkpoint import load_checkpoint
+    from lstm_jax.io._checkpoint import load_checkpoint
 
     if args.checkpoint is None:  # no checkpoint: this machine, and how runs here are pinned
         from lstm_jax.portability import machine_record
@@ -108,7 +108,7 @@ def cmd_info(args) -> None:
 
 def _open_input(path: Path):
     """`path` opened in binary if it is a regular file (a FIFO is refused, never waited on)."""
-    from lstm_jax.safe_paths import open_regular
+    from lstm_jax.io._safe_paths import open_regular
 
     return open_regular(path)
 
@@ -142,7 +142,7 @@ def _last_step_probs(model, params, vocab, texts: list[str], step):
     bounded whatever the lines' lengths and one compiled program serves every call."""
     import numpy as np
 
-    from lstm_jax.generate import left_pad
+    from lstm_jax.training._generate import left_pad
 
     ids, mask = left_pad([vocab.encode(t) for t in texts])
     width = -(-ids.shape[1] // PREDICT_STEPS) * PREDICT_STEPS
@@ -164,7 +164,7 @@ def cmd_predict(args) -> None:
     import jax
     import numpy as np
 
-    from lstm_jax.checkpoint import load_checkpoint
+    from lstm_jax.io._checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
     _expect_char_lm(ckpt, args.checkpoint, "predict")

@@ -110,7 +110,7 @@ def char_lm_bytes(
     train_windows: int,
     heldout_windows: int,
 ) -> int:
-    """Peak bytes of training a CharLM and evaluating it (`lstm_jax.fit.train_model`): the
+    """Peak bytes of training a CharLM and evaluating it (`lstm_jax.training.train_model`): the
     windows (int32, host and device), one training step (with its logits), and the held-out
     logits float32[M, T, V] padded to whole evaluation batches."""
     n_params = vocab * embed + lstm_param_count(embed, hidden, layers) + hidden * vocab + vocab

@@ -11,7 +11,7 @@ the last bits from one machine to the next (issue 14). Measured on one AMD EPYC 
 - YNNPACK, which XLA calls for some matrix products, changes them against Eigen; it picks its
   kernels for the CPU at run time, which XLA's ISA cap does not govern.
 - LAPACK (flax's orthogonal initialiser's QR, through SciPy's OpenBLAS) changes the initial
-  weights between 1 and 2 cores; the library's own initialiser avoids it (`lstm_jax.initializers`);
+  weights between 1 and 2 cores; the library's own initialiser avoids it (`lstm_jax.nn`);
 - oneDNN changes them between CPUs (found on 2026-11-29). XLA's Eigen contractions call its
   sgemm for each block of a matrix product (the "custom contraction kernel"), and it picks its
   kernel for the CPU at run time (AVX-512 where there is one) and, by its source, sizes its work

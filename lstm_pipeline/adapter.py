@@ -8,10 +8,10 @@ import dataclasses
 import flax.linen as nn
 import optax
 
-from lstm_jax import native
+from lstm_jax.recurrence import native
 from lstm_jax.errors import ConfigError
-from lstm_jax.models import CharLM, build_model
-from lstm_jax.train import make_optimizer
+from lstm_jax.nn import CharLM, build_model
+from lstm_jax.training import make_optimizer
 from lstm_pipeline.params import ModelConfig, OptimizerConfig
 
 
@@ -22,7 +22,7 @@ def char_lm(model: ModelConfig, vocab_size: int, section: str = "train") -> Char
 
 
 def checkpoint_model(ckpt, path) -> nn.Module:
-    """The model of a loaded checkpoint (`lstm_jax.checkpoint.load_checkpoint`), refused as
+    """The model of a loaded checkpoint (`lstm_jax.io.load_checkpoint`), refused as
     `require_native` says when it was trained with "native" and its kernels cannot load here."""
     require_native(getattr(ckpt.model, "implementation", None), f"{path}: model implementation")
     return ckpt.model
@@ -40,7 +40,7 @@ def require_native(implementation: str | None, where: str) -> None:
 
 
 def optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
-    """`lstm_jax.train.make_optimizer` from an `optimizer` section, for a run of `total_steps`."""
+    """`lstm_jax.training.make_optimizer` from an `optimizer` section, for a run of `total_steps`."""
     return make_optimizer(
         cfg.learning_rate,
         total_steps,

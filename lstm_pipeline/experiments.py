@@ -14,11 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lstm_jax.classify import fit_epochs, make_accuracy, make_trainer
+from lstm_jax.training import fit_epochs, make_accuracy, make_trainer, Timed, EXPLODED_FACTOR
 from lstm_jax.errors import TrainingDiverged
-from lstm_jax.models import SequenceClassifier
-from lstm_jax.timing import Timed
-from lstm_jax.train import EXPLODED_FACTOR
+from lstm_jax.nn import SequenceClassifier
 from lstm_pipeline.alphabet import LETTERS, build_patterns, letter_order, spell
 from lstm_pipeline.sequences import SequenceSet, concat, shifted_datasets, split
 from lstm_pipeline.stage import seed_summary

@@ -12,9 +12,8 @@ import jax
 import numpy as np
 
 from lstm_jax.errors import ConfigError
-from lstm_jax.forecast import direct_forecast, recursive_forecast
-from lstm_jax.scaling import standardize, unstandardize
-from lstm_pipeline.extras import require
+from lstm_jax.training import direct_forecast, recursive_forecast
+from lstm_jax.io import standardize, unstandardize
 
 
 def test_origins(n: int, horizon: int, origins: int) -> np.ndarray:
@@ -58,26 +57,6 @@ def model_forecasts(model, params, tf: Transform, origins, scaler, lookback: int
     scaled = np.asarray(jax.jit(jax.vmap(run, in_axes=(0, None)))(params, context))  # [R, O, H, F]
     modelled = unstandardize(scaled, mean, std)[..., 0].astype(np.float64)
     return np.stack([np.stack([tf.to_target(o, r[i]) for i, o in enumerate(origins)]) for r in modelled])
-
-
-def naive(y: np.ndarray, origin: int, horizon: int) -> np.ndarray:
-    return np.full(horizon, y[origin - 1])
-
-
-def seasonal_naive(y: np.ndarray, origin: int, horizon: int, season: int) -> np.ndarray:
-    """y[o + h] forecast by the value one season before it (or before that, beyond a season)."""
-    return np.array([y[origin - season + (h % season)] for h in range(horizon)])
-
-
-def ets(y: np.ndarray, origin: int, horizon: int, season: int) -> np.ndarray:
-    """Holt-Winters ETS(A, A, A) (additive trend and season; no season when season == 1) fitted
-    by statsmodels on y[:origin] by maximum likelihood."""
-    holtwinters = require("statsmodels.tsa.holtwinters")
-    seasonal = "add" if season > 1 else None
-    model = holtwinters.ExponentialSmoothing(
-        y[:origin], trend="add", seasonal=seasonal, seasonal_periods=season if season > 1 else None
-    )
-    return np.asarray(model.fit().forecast(horizon))
 
 
 def interval_halfwidths(errors: np.ndarray, coverage: float) -> np.ndarray:

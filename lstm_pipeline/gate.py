@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lstm_jax.errors import ConfigError, LstmJaxError
-from lstm_jax.safe_paths import read_regular_file
+from lstm_jax.io import read_regular_file
 from lstm_pipeline.yamlfile import load_yaml, short
 
 RULE_KEYS = {"min", "max", "atol", "rtol"}

@@ -17,10 +17,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lstm_jax.data import count_steps, window_counts
+from lstm_jax.io import count_steps, window_counts, irregular_entries
 from lstm_jax.errors import ConfigError, LstmJaxError
 from lstm_jax.limits import FLOAT32_MAX, check_float32
-from lstm_jax.safe_paths import irregular_entries
 from lstm_pipeline.alphabet import KINDS as ALPHABET_KINDS
 from lstm_pipeline.schema import check as _check
 from lstm_pipeline.schema import fraction as _fraction
@@ -52,7 +51,7 @@ class ModelConfig:
         expect="one of 'float32', 'bfloat16', 'float16'",
     )
     # The recurrence: "fused" (XLA) or "native" (the library's C++ kernels: float32 LSTMs only,
-    # faster, and needs the extension built by `pip install`; see lstm_jax.native).
+    # faster, and needs the extension built by `pip install`; see lstm_jax.recurrence).
     implementation: str = _check("fused", rule=lambda v: v in ("fused", "native"), expect="one of 'fused', 'native'")
 
 
@@ -96,7 +95,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    """The Kneser-Ney character n-gram beside the char model (`lstm_jax.ngram`)."""
+    """The Kneser-Ney character n-gram beside the char model (`lstm_pipeline.baselines.kneser_ney`)."""
 
     # The orders tried; the one that scores best on the last `validation_fraction` of the
     # training characters (fitted on the rest) is refitted on all of them and reported.

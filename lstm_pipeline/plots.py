@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 
-from lstm_jax.outputs import write_bytes  # noqa: E402
+from lstm_jax.io import write_bytes  # noqa: E402
 
 
 def read_csv(path: str | Path) -> list[dict]:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from lstm_jax.errors import DataError
-from lstm_jax.outputs import write_text
+from lstm_jax.io import write_text
 
 SUMMARY = "metrics/summary.json"
 ALPHABET_TABLE = "metrics/alphabet_table.md"

@@ -6,8 +6,7 @@ from __future__ import annotations
 import typing
 from pathlib import Path
 
-from lstm_jax.corpus import CHUNK_CHARS, scan
-from lstm_jax.data import count_steps, window_counts
+from lstm_jax.io import CHUNK_CHARS, scan, count_steps, window_counts
 from lstm_jax.errors import ConfigError
 from lstm_jax.limits import MAX_GENERATE_LENGTH, char_lm_bytes, check_memory, check_steps, classifier_bytes
 

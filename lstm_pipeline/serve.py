@@ -11,9 +11,8 @@ from types import SimpleNamespace
 import jax
 import numpy as np
 
-from lstm_jax.checkpoint import load_checkpoint
+from lstm_jax.io import load_checkpoint, standardize
 from lstm_jax.errors import ConfigError
-from lstm_jax.scaling import standardize
 from lstm_pipeline import forecasting, ucr
 from lstm_pipeline.series import load_series
 

@@ -29,8 +29,7 @@ import numpy as np
 from lstm_jax.cli import fail
 from lstm_jax import portability
 from lstm_jax.errors import DataError, LstmJaxError
-from lstm_jax.outputs import write_json
-from lstm_jax.safe_paths import read_regular_file
+from lstm_jax.io import write_json, read_regular_file
 from lstm_pipeline import pinned, runtime
 
 

@@ -1,7 +1,7 @@
 """The texts a character model trains on: params.yaml's `prepare` section (see `params.py`).
 
 A text is inline, a file or folder under texts/, or a text that ships with Python; every
-source is streamed in chunks (`lstm_jax.corpus`), so a 100 MB corpus is never held twice.
+source is streamed in chunks (`lstm_jax.io`), so a 100 MB corpus is never held twice.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lstm_jax.corpus import PYTHON_DOCS, file_chunks, python_docs_text, scan, text_files, truncate
+from lstm_jax.io import PYTHON_DOCS, file_chunks, python_docs_text, scan, text_files, truncate
 from lstm_jax.errors import ConfigError, LstmJaxError
 from lstm_pipeline.schema import check as _check
 from lstm_pipeline.schema import fraction as _fraction
@@ -33,7 +33,7 @@ class TextSource:
     max_characters: int | None = _check(None, rule=lambda v: v >= 1, expect="an integer >= 1")  # a leading part only
 
     def chunks(self, root: Path):
-        """A factory of chunk iterators over the text (`lstm_jax.corpus.prepare_dataset` reads it twice)."""
+        """A factory of chunk iterators over the text (`lstm_jax.io.prepare_dataset` reads it twice)."""
         if self.path is not None:
             files = text_files(root / self.path)
             return lambda: truncate(file_chunks(files), self.max_characters)

@@ -22,7 +22,7 @@ from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import ScalarNode
 
 from lstm_jax.errors import ConfigError, LstmJaxError
-from lstm_jax.safe_paths import read_regular_file
+from lstm_jax.io import read_regular_file
 
 YAML_MAX_BYTES = 8 << 20  # params.yaml and thresholds.yaml are a few KB; texts go in texts/
 YAML_MAX_DEPTH = 32

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from lstm_jax.errors import ConfigError
-from lstm_jax.outputs import write_csv
-from lstm_jax.timing import report
+from lstm_jax.io import write_csv
+from lstm_jax.training import report
 from lstm_pipeline.experiments import run_alphabet_framing
 from lstm_pipeline.stage import run_stage, write_metrics
 

@@ -5,7 +5,7 @@ import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's k
 
 from pathlib import Path
 
-from lstm_jax.outputs import write_csv, write_text
+from lstm_jax.io import write_csv, write_text
 from lstm_pipeline.stage import read_json, run_stage, write_metrics
 
 # What the tutorial reported for its framings (its readers could not always reproduce them).

@@ -1,5 +1,5 @@
 """Stage baseline: the classical baseline of the char model, an interpolated modified Kneser-Ney
-character n-gram (lstm_jax.ngram), trained on exactly the characters the model trains on and
+character n-gram (lstm_pipeline.baselines.kneser_ney), trained on exactly the characters the model trains on and
 scored on exactly the held-out characters it is scored on -> bits per character beside it."""
 
 import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_jax.corpus import window_stream
-from lstm_jax.data import load_dataset, load_meta
-from lstm_jax.ngram import KneserNey, bits_per_char, select_order
-from lstm_jax.outputs import write_csv
+from lstm_jax.io import window_stream, load_dataset, load_meta, write_csv
+from lstm_pipeline.baselines.kneser_ney import KneserNey, bits_per_char, select_order
 from lstm_pipeline.stage import run_stage, write_metrics
 
 

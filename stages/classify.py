@@ -10,14 +10,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lstm_jax.checkpoint import save_checkpoint
-from lstm_jax.classify import make_best_epoch_trainer, make_predict_classes
+from lstm_jax.io import save_checkpoint, write_csv, fit_standardizer, standardize, SPECIALS, Vocabulary
+from lstm_jax.training import make_best_epoch_trainer, make_predict_classes
 from lstm_jax.errors import ConfigError
-from lstm_jax.models import SequenceClassifier
-from lstm_jax.outputs import write_csv
-from lstm_jax.scaling import fit_standardizer, standardize
-from lstm_jax.vocab import SPECIALS, Vocabulary
-from lstm_pipeline import ts_baselines, ucr
+from lstm_jax.nn import SequenceClassifier
+from lstm_pipeline import ucr
+from lstm_pipeline.baselines import classification as ts_baselines
 from lstm_pipeline.plots import heatmap
 from lstm_pipeline.stage import run_stage, seed_summary, write_metrics
 

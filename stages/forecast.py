@@ -10,13 +10,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lstm_jax.checkpoint import save_checkpoint
+from lstm_jax.io import save_checkpoint, fit_standardizer, standardize, SPECIALS, Vocabulary
 from lstm_jax.errors import ConfigError
-from lstm_jax.forecast import Forecaster, make_forecast_trainer, mase, smape
-from lstm_jax.forecast import windows as cut_windows
-from lstm_jax.scaling import fit_standardizer, standardize
-from lstm_jax.vocab import SPECIALS, Vocabulary
+from lstm_jax.nn import Forecaster
+from lstm_jax.training import make_forecast_trainer, mase, smape, windows as cut_windows
 from lstm_pipeline import forecasting
+from lstm_pipeline.baselines import forecasting as forecast_baselines
 from lstm_pipeline.plots import forecast_plot
 from lstm_pipeline.series import load_series
 from lstm_pipeline.stage import run_stage, seed_summary, write_metrics
@@ -129,9 +128,9 @@ def main(params, args):
 
     target = y[:, 0]
     baseline_forecasts = {
-        "naive": np.stack([forecasting.naive(target, o, horizon) for o in origins]),
-        "seasonal_naive": np.stack([forecasting.seasonal_naive(target, o, horizon, season) for o in origins]),
-        "ets": np.stack([forecasting.ets(target, o, horizon, season) for o in origins]),
+        "naive": np.stack([forecast_baselines.naive(target, o, horizon) for o in origins]),
+        "seasonal_naive": np.stack([forecast_baselines.seasonal_naive(target, o, horizon, season) for o in origins]),
+        "ets": np.stack([forecast_baselines.ets(target, o, horizon, season) for o in origins]),
     }
     # 4 decimals, for reading (the bits are the same on every machine: lstm_pipeline.pinned).
     metrics["baselines"] = {

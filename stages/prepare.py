@@ -1,11 +1,11 @@
 """Stage prepare: every text in `prepare.texts` -> <out>/<name>/{train,heldout}.npy, vocab.json,
-dataset.json. Texts are streamed (lstm_jax.corpus), so a large corpus is held once, as ids."""
+dataset.json. Texts are streamed (lstm_jax.io), so a large corpus is held once, as ids."""
 
 import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's kernels before they load)
 
 from pathlib import Path
 
-from lstm_jax.corpus import prepare_dataset
+from lstm_jax.io import prepare_dataset
 from lstm_pipeline.stage import run_stage, write_metrics
 
 

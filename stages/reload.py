@@ -7,12 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_jax.checkpoint import load_checkpoint
-from lstm_jax.data import load_dataset
+from lstm_jax.io import load_checkpoint, load_dataset, write_text
 from lstm_jax.errors import CheckpointError
-from lstm_jax.generate import generate_text
-from lstm_jax.outputs import write_text
-from lstm_jax.evaluation import Evaluator
+from lstm_jax.training import generate_text, Evaluator
 from lstm_pipeline import adapter
 from lstm_pipeline.stage import run_stage, write_metrics
 

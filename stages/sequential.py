@@ -6,8 +6,8 @@ import lstm_pipeline.pinned  # noqa: F401  (first: pins NumPy's and OpenBLAS's k
 import time
 from pathlib import Path
 
-from lstm_jax.metrics import forgetting_summary
-from lstm_jax.outputs import write_csv
+from lstm_jax.training import forgetting_summary
+from lstm_jax.io import write_csv
 from lstm_pipeline.experiments import run_sequential
 from lstm_pipeline.plots import heatmap
 from lstm_pipeline.stage import run_stage, write_metrics

@@ -10,14 +10,8 @@ from pathlib import Path
 
 import jax
 
-from lstm_jax.checkpoint import digest, save_checkpoint
-from lstm_jax.resume import TrainCheckpointer
-from lstm_jax.data import count_steps, load_dataset
-from lstm_jax.outputs import write_npy
-from lstm_jax.parallel import run_metadata
-from lstm_jax.timing import report
-from lstm_jax.fit import train_model
-from lstm_jax.train import init_params
+from lstm_jax.io import digest, save_checkpoint, count_steps, load_dataset, write_npy
+from lstm_jax.training import TrainCheckpointer, run_metadata, report, train_model, init_params
 from lstm_pipeline import adapter
 from lstm_pipeline.live import epoch_log
 from lstm_pipeline.stage import run_stage, write_metrics

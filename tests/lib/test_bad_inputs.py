@@ -14,14 +14,12 @@ import numpy as np
 import pytest
 
 from lstm_jax import cli, limits
-from lstm_jax.checkpoint import _config_digest, load_checkpoint, restore_opt_state, save_checkpoint
-from lstm_jax.resume import TrainCheckpointer
+from lstm_jax.io import load_checkpoint, save_checkpoint, read_regular_file, Vocabulary
+from lstm_jax.io._checkpoint import restore_opt_state, _config_digest
+from lstm_jax.training import TrainCheckpointer, generate_text, init_params, make_optimizer
 from lstm_jax.errors import ArgumentError, CheckpointError, ConfigError, DataError, LstmJaxError
-from lstm_jax.generate import generate_text
-from lstm_jax.models import CharLM
-from lstm_jax.safe_paths import read_regular_file, resolve_inside
-from lstm_jax.train import init_params, make_optimizer
-from lstm_jax.vocab import Vocabulary
+from lstm_jax.nn import CharLM
+from lstm_jax.io._safe_paths import resolve_inside
 
 VOCAB = Vocabulary.from_text("abc z")
 MODEL = CharLM(vocab_size=len(VOCAB), embed_dim=4, hidden_size=8)
@@ -129,9 +127,9 @@ def test_damaged_configs_are_one_clear_error(tmp_path, damage, message):
 
 HOLDER = """
 import sys
-from lstm_jax.resume import TrainCheckpointer
-from lstm_jax.models import CharLM
-from lstm_jax.vocab import Vocabulary
+from lstm_jax.training import TrainCheckpointer
+from lstm_jax.nn import CharLM
+from lstm_jax.io import Vocabulary
 vocab = Vocabulary.from_text("ab")
 c = TrainCheckpointer(sys.argv[1], every=1, fingerprint="x", model=CharLM(vocab_size=4), vocab=vocab, optimizer={})
 c.latest()

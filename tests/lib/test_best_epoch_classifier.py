@@ -3,8 +3,8 @@
 import jax
 import numpy as np
 
-from lstm_jax.classify import make_best_epoch_trainer, make_predict_classes
-from lstm_jax.models import SequenceClassifier
+from lstm_jax.training import make_best_epoch_trainer, make_predict_classes
+from lstm_jax.nn import SequenceClassifier
 
 
 def data(n, seed):

@@ -6,11 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from lstm_jax.checkpoint import load_checkpoint, restore_opt_state, save_checkpoint
+from lstm_jax.io import load_checkpoint, save_checkpoint, Vocabulary
+from lstm_jax.io._checkpoint import restore_opt_state
 from lstm_jax.errors import CheckpointError
-from lstm_jax.models import CharLM
-from lstm_jax.train import init_params, make_optimizer
-from lstm_jax.vocab import Vocabulary
+from lstm_jax.nn import CharLM
+from lstm_jax.training import init_params, make_optimizer
 
 OPT = dict(learning_rate=1e-3, schedule="constant", clip_norm=1.0)
 
@@ -88,7 +88,9 @@ def test_optimizer_state_must_fit(saved):
 
 
 def test_every_model_round_trips_with_identical_predictions(tmp_path):
-    from lstm_jax.models import MODELS, Forecaster, SequenceClassifier
+    from lstm_jax.nn import SequenceClassifier
+    from lstm_jax.nn import Forecaster
+    from lstm_jax.nn._models import MODELS
 
     vocab = Vocabulary.from_text("abc")
     x = np.random.default_rng(0).normal(size=(5, 7, 3)).astype(np.float32)
@@ -113,7 +115,7 @@ def test_every_model_round_trips_with_identical_predictions(tmp_path):
 
 
 def test_a_model_that_cannot_be_rebuilt_is_not_saved(tmp_path):
-    from lstm_jax.models import SequenceClassifier
+    from lstm_jax.nn import SequenceClassifier
 
     model = SequenceClassifier(num_classes=2, hidden_size=4)  # no `features`: shapes unknown at load time
     params = model.init(jax.random.key(0), np.zeros((1, 3, 5), np.float32))["params"]
@@ -123,25 +125,39 @@ def test_a_model_that_cannot_be_rebuilt_is_not_saved(tmp_path):
 
 
 def test_the_fingerprint_covers_all_training_code_and_nothing_else():
-    """Every library module that `fit` (and through it `train`) and `models` import (directly or not) is in
-    TRAINING_CODE, so a change to any of them voids resumable checkpoints; the command line,
+    """Every library module that the epoch loop (through it the train step), the models, the
+    checkpoints and the resumer import, directly or not, is in TRAINING_CODE, so a change to any
+    of them voids resumable checkpoints; the command line,
     generation and the pipeline are not, so changing them keeps checkpoints resumable."""
     import ast
     from pathlib import Path
 
-    from lstm_jax.resume import TRAINING_CODE
+    from lstm_jax.training._resume import TRAINING_CODE
 
     folder = Path(__file__).resolve().parents[2] / "lstm_jax"
+
+    def module_files(module: str, names) -> list[str]:
+        """The files under lstm_jax/ that `from module import names` reads."""
+        parts = module.split(".")[1:]
+        if (folder / "/".join(parts)).with_suffix(".py").is_file():
+            return ["/".join(parts) + ".py"]
+        package = "/".join(parts)
+        found = [f"{package}/{n}.py".lstrip("/") for n in names if (folder / package / f"{n}.py").is_file()]
+        return found or [f"{package}/__init__.py".lstrip("/")]
 
     def deps(name, seen):
         if name in seen:
             return seen
         seen.add(name)
         for node in ast.walk(ast.parse((folder / name).read_text("utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lstm_jax."):
-                deps(node.module.split(".")[1] + ".py", seen)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lstm_jax"):
+                for file in module_files(node.module, [a.name for a in node.names]):
+                    deps(file, seen)
         return seen
 
-    needed = deps("fit.py", set()) | deps("models.py", set()) | deps("checkpoint.py", set()) | deps("resume.py", set())
+    needed = set()
+    for start in ("training/_fit.py", "nn/_models.py", "io/_checkpoint.py", "training/_resume.py"):
+        needed |= deps(start, set())
+    assert "recurrence/_native.py" in needed and "training/_step.py" in needed  # the walk follows imports
     assert needed <= set(TRAINING_CODE), sorted(needed - set(TRAINING_CODE))
-    assert not {"cli.py", "generate.py", "torch_import.py", "parallel.py"} & set(TRAINING_CODE)
+    assert not {"cli.py", "training/_generate.py", "io/_torch.py", "training/_parallel.py"} & set(TRAINING_CODE)

@@ -7,11 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from lstm_jax.checkpoint import save_checkpoint
+from lstm_jax.io import save_checkpoint, Vocabulary
 from lstm_jax.cli import main
-from lstm_jax.models import CharLM
-from lstm_jax.train import init_params
-from lstm_jax.vocab import Vocabulary
+from lstm_jax.nn import CharLM
+from lstm_jax.training import init_params
 
 
 @pytest.fixture
@@ -110,7 +109,7 @@ def test_version_and_debug_after_the_subcommand(tmp_path, capsys):
 
 
 def test_generate_refuses_a_model_that_is_not_a_char_lm(tmp_path, capsys):
-    from lstm_jax.models import SequenceClassifier
+    from lstm_jax.nn import SequenceClassifier
 
     model = SequenceClassifier(num_classes=3, hidden_size=4, features=2)
     save_checkpoint(

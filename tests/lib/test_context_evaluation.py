@@ -7,12 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_jax.data import windows
+from lstm_jax.io._datasets import windows
 from lstm_jax.errors import ArgumentError
-from lstm_jax.evaluation import Evaluator, with_context
-from lstm_jax.fit import train_model
-from lstm_jax.models import CharLM
-from lstm_jax.train import init_params, make_optimizer
+from lstm_jax.training import Evaluator, train_model, init_params, make_optimizer
+from lstm_jax.training._evaluation import with_context
+from lstm_jax.nn import CharLM
 
 SEQ, VOCAB = 6, 9
 

@@ -4,10 +4,18 @@ held-out windows that never overlap and never touch the training characters."""
 import numpy as np
 import pytest
 
-from lstm_jax.corpus import file_chunks, prepare_dataset, python_docs_text, text_files, window_stream
-from lstm_jax.data import build_windows, load_dataset, load_meta
+from lstm_jax.io import (
+    file_chunks,
+    prepare_dataset,
+    python_docs_text,
+    text_files,
+    window_stream,
+    load_dataset,
+    load_meta,
+    Vocabulary,
+)
+from lstm_jax.io._datasets import build_windows
 from lstm_jax.errors import DataError
-from lstm_jax.vocab import Vocabulary
 
 TEXT = "It was the best of times, it was the worst of times; \u00e9t\u00e9 \u2014 caf\u00e9.\n" * 9
 

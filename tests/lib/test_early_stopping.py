@@ -5,13 +5,11 @@ import jax
 import numpy as np
 import pytest
 
-from lstm_jax.resume import TrainCheckpointer
-from lstm_jax.data import windows
-from lstm_jax.metrics import with_bits
-from lstm_jax.models import CharLM
-from lstm_jax.fit import train_model
-from lstm_jax.train import init_params, make_optimizer
-from lstm_jax.vocab import Vocabulary
+from lstm_jax.training import TrainCheckpointer, train_model, init_params, make_optimizer
+from lstm_jax.io._datasets import windows
+from lstm_jax.training._metrics import with_bits
+from lstm_jax.nn import CharLM
+from lstm_jax.io import Vocabulary
 
 SEQ, BATCH, EPOCHS = 8, 8, 7
 

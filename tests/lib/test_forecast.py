@@ -7,16 +7,9 @@ import numpy as np
 import pytest
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.forecast import (
-    Forecaster,
-    direct_forecast,
-    make_forecast_trainer,
-    mase,
-    recursive_forecast,
-    smape,
-    windows,
-)
-from lstm_jax.scaling import fit_standardizer, standardize, unstandardize
+from lstm_jax.nn import Forecaster
+from lstm_jax.training import direct_forecast, make_forecast_trainer, mase, recursive_forecast, smape, windows
+from lstm_jax.io import fit_standardizer, standardize, unstandardize
 
 
 def init(model, seed=0):

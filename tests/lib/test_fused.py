@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from lstm_jax import LSTM
-from lstm_jax.fused import fused_lstm
-from lstm_jax.lstm import LSTMState, recurrence
+from lstm_jax.recurrence._fused import fused_lstm
+from lstm_jax.recurrence import LSTMState
+from lstm_jax.recurrence._scan import recurrence
 
 
 def _inputs(steps=7, batch=4, hidden=5, features=3, seed=1):

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_jax.gru import GRU, GRUState, gru_recurrence
+from lstm_jax.nn import GRU, GRUState
+from lstm_jax.nn._gru import gru_recurrence
 
 CASES = {
     "1 layer": dict(num_layers=1),
@@ -47,7 +48,7 @@ def _torch_case(kwargs, seed=0):
 
 @pytest.mark.parametrize("kwargs", CASES.values(), ids=CASES.keys())
 def test_outputs_states_and_gradients_match_torch(kwargs):
-    from lstm_jax.torch_import import from_torch
+    from lstm_jax.io import from_torch
 
     torch, t, x = _torch_case(kwargs)
     out, h = t(x)
@@ -79,7 +80,7 @@ def test_outputs_states_and_gradients_match_torch(kwargs):
 
 
 def test_padded_batch_matches_pack_padded_sequence():
-    from lstm_jax.torch_import import from_torch
+    from lstm_jax.io import from_torch
 
     torch, t, x = _torch_case(CASES["bidirectional 2 layers"])
     lengths = torch.tensor([6, 2, 4, 1])
@@ -189,8 +190,8 @@ def test_gru_char_model_generates_with_carried_state_and_round_trips(tmp_path):
     """CharLM(cell="gru"): greedy generation, which carries the GRU state one token at a time,
     equals rerunning the whole prefix at every step; the checkpoint rebuilds the GRU model."""
     from lstm_jax import CharLM, Vocabulary, load_checkpoint, save_checkpoint
-    from lstm_jax.generate import generate_batch
-    from lstm_jax.train import init_params
+    from lstm_jax.training._generate import generate_batch
+    from lstm_jax.training import init_params
 
     vocab = Vocabulary.from_text("abcdef ")
     model = CharLM(vocab_size=len(vocab), embed_dim=4, hidden_size=8, cell="gru")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax.linen import initializers
 
-from lstm_jax.initializers import orthogonal, orthonormal_columns
+from lstm_jax.nn._initializers import orthogonal, orthonormal_columns
 
 
 @pytest.mark.parametrize("shape", [(256, 1024), (1024, 256), (7, 7), (1, 5), (5, 1)])

@@ -18,8 +18,8 @@ keras = pytest.importorskip("keras")
 
 from lstm_jax import LSTM  # noqa: E402
 from lstm_jax.errors import ArgumentError  # noqa: E402
-from lstm_jax.gru import GRU  # noqa: E402
-from lstm_jax.keras_convert import from_keras, to_keras  # noqa: E402
+from lstm_jax.nn import GRU  # noqa: E402
+from lstm_jax.io import from_keras, to_keras  # noqa: E402
 
 B, T, F, H = 3, 7, 5, 8
 X = np.random.default_rng(0).standard_normal((B, T, F)).astype(np.float32)
@@ -153,7 +153,7 @@ def test_ours_to_keras_to_ours():
 def test_dropout_rates(caplog):
     layer = keras.layers.LSTM(H, dropout=0.1, recurrent_dropout=0.2)
     layer.build((None, None, F))
-    with caplog.at_level(logging.INFO, logger="lstm_jax.keras_convert"):
+    with caplog.at_level(logging.INFO, logger="lstm_jax.io._keras"):
         module, _ = from_keras(layer)
     assert module.recurrent_dropout == pytest.approx(0.2)
     assert "input dropout" in caplog.text
@@ -224,6 +224,6 @@ def test_to_keras_needs_every_layer():
 
 def test_keras_is_imported_lazily():
     """The library imports without keras: keras_convert imports it inside its functions only."""
-    tree = ast.parse((Path(__file__).parents[2] / "lstm_jax" / "keras_convert.py").read_text("utf-8"))
+    tree = ast.parse((Path(__file__).parents[2] / "lstm_jax" / "io" / "_keras.py").read_text("utf-8"))
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert not any("keras" in ast.dump(n) for n in top)

@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_jax.long_sequences import remat_segments, segmented_token_sums
-from lstm_jax.metrics import token_sums
-from lstm_jax.models import CharLM
+from lstm_jax.training import remat_segments
+from lstm_jax.training._long_sequences import segmented_token_sums
+from lstm_jax.training._metrics import token_sums
+from lstm_jax.nn import CharLM
 
 
 def _batch(steps, batch=4, vocab=11, seed=0):

@@ -110,7 +110,8 @@ def test_lengths_and_mask_together_is_an_error(layer_and_vars):
 
 
 def test_scan_equals_a_python_loop_over_the_cell(layer_and_vars):
-    from lstm_jax.lstm import cell, zeros_state
+    from lstm_jax.recurrence import zeros_state
+    from lstm_jax.recurrence._scan import cell
 
     layer, variables, x = layer_and_vars
     w = variables["params"]["layer_0"]

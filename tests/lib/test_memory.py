@@ -1,4 +1,4 @@
-"""lstm_jax.memory.keep_freed_memory: a block freed by one step is reused by the next without
+"""lstm_jax.training.keep_freed_memory: a block freed by one step is reused by the next without
 faulting its pages in again, also from a thread other than the main one (XLA's and torch's
 work runs on pool threads). Each case runs in a fresh process: the settings are process-wide."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lstm_jax import memory
+from lstm_jax.training import _memory as memory
 
 BLOCK_MB = 96  # more than a thread arena's 64 MiB heap (XLA's temporaries at config (c): 57 MB)
 PAGES = BLOCK_MB * 256  # 4 KiB pages
@@ -19,7 +19,7 @@ PAGES = BLOCK_MB * 256  # 4 KiB pages
 # XLA's and torch's allocations do not.
 SCRIPT = f"""
 import ctypes, json, resource, sys, threading
-from lstm_jax import memory
+from lstm_jax.training import _memory as memory
 kept = memory.keep_freed_memory() if sys.argv[1] == "keep" else None
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p

@@ -1,4 +1,4 @@
-"""implementation="native" (C++ loops with their own GEMM, lstm_jax/native.py) against autodiff and "fused".
+"""implementation="native" (C++ loops with their own GEMM, lstm_jax/recurrence/_native.py) against autodiff and "fused".
 
 In float64 the native forward and backward equal plain autodiff of `lstm_scan` up to rounding, for
 every combination of mask, recurrent dropout, resets and direction; in float32 the layer matches
@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_jax import LSTM, native, portability
+from lstm_jax import LSTM, portability
+from lstm_jax.recurrence import native, LSTMState
 from lstm_jax.errors import ArgumentError
-from lstm_jax.lstm import LSTMState, recurrence
+from lstm_jax.recurrence._scan import recurrence
 
 needs_native = pytest.mark.skipif(not native.available(), reason=f"native kernels: {native.unavailable_reason()}")
 
@@ -141,7 +142,8 @@ def test_native_runs_under_jit_and_gives_the_same_bits_twice():
 _PROBE = textwrap.dedent(
     """
     import sys, jax, jax.numpy as jnp, numpy as np
-    from lstm_jax import LSTM, native
+    from lstm_jax import LSTM
+    from lstm_jax.recurrence import native
     jax.config.update("jax_enable_x64", sys.argv[2] == "float64")
     native._poison_residuals(sys.argv[3:] == ["poison"])
     # 70 units (5 panels of 16, the last partial; 9 of 8 in float64), 20 features (full and
@@ -234,7 +236,7 @@ _HUGE_PAGES_PROBE = textwrap.dedent(
     """
     import json, mmap, resource
     import jax, jax.numpy as jnp
-    from lstm_jax import native
+    from lstm_jax.recurrence import native
 
     assert native.available(), native.unavailable_reason()  # loads and registers the kernels
     faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -317,7 +319,7 @@ def test_zoneout_and_mixed_precision_are_clear_errors_on_native():
     with pytest.raises(ArgumentError, match='dtype: expected None with implementation="native"'):
         recurrence(x, kernel_ih, kernel_hh, None, state, dtype=jnp.bfloat16, implementation="native")
     with pytest.raises(ArgumentError, match="implementation: expected one of \\('fused', 'scan'\\)"):
-        from lstm_jax.gru import gru_recurrence
+        from lstm_jax.nn._gru import gru_recurrence
 
         gru_recurrence(x, jnp.zeros((5, 6)), jnp.zeros((2, 6)), None, None, state, implementation="native")
 

@@ -11,11 +11,11 @@ import textwrap
 
 SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
-    from lstm_jax.data import build_windows, stream_batches
-    from lstm_jax.models import CharLM
-    from lstm_jax.parallel import (data_mesh, make_parallel_stateful_step, make_parallel_train_step,
+    from lstm_jax.io._datasets import build_windows, stream_batches
+    from lstm_jax.nn import CharLM
+    from lstm_jax.training._parallel import (data_mesh, make_parallel_stateful_step, make_parallel_train_step,
                                    replicate, run_metadata, shard_rows)
-    from lstm_jax.train import create_train_state, init_params, make_optimizer, split_window
+    from lstm_jax.training._step import create_train_state, init_params, make_optimizer, split_window
 
     assert jax.device_count() == 2, jax.devices()
     ds = build_windows("the quick brown fox jumps over the lazy dog. " * 10, 12, 1, 0.1)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from lstm_jax import LSTM
-from lstm_jax.lstm import LSTMState, recurrence
+from lstm_jax.recurrence import LSTMState
+from lstm_jax.recurrence._scan import recurrence
 
 X = jax.random.normal(jax.random.key(0), (3, 6, 4))
 H = 5

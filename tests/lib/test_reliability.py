@@ -6,14 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from lstm_jax.checkpoint import load_checkpoint
-from lstm_jax.resume import TrainCheckpointer
-from lstm_jax.data import build_windows, count_steps, source_text
+from lstm_jax.io import load_checkpoint, count_steps
+from lstm_jax.training import TrainCheckpointer, generate_text, train_model, init_params, make_optimizer
+from lstm_jax.io._datasets import build_windows, source_text
 from lstm_jax.errors import CheckpointError, LstmJaxError, TrainingDiverged
-from lstm_jax.generate import generate_text
-from lstm_jax.models import CharLM
-from lstm_jax.fit import train_model
-from lstm_jax.train import init_params, make_optimizer
+from lstm_jax.nn import CharLM
 
 OPT = dict(learning_rate=0.01, schedule="cosine", final_lr_factor=0.1, clip_norm=1.0)
 DS = build_windows("the quick brown fox jumps over the lazy dog. " * 8, seq_length=10, stride=1, heldout_fraction=0.2)
@@ -85,7 +82,7 @@ def test_finished_json_depends_on_the_run_not_on_the_library_code(tmp_path, monk
     """DVC tracks the finished folder: a docstring edit of the library (which changes the code
     fingerprint that step checkpoints carry) must leave it byte for byte the same, while another
     run's params or data must not."""
-    from lstm_jax import resume
+    from lstm_jax.training import _resume as resume
 
     def finished(folder, code, fingerprint="run"):
         monkeypatch.setattr(resume, "code_fingerprint", lambda: code)
@@ -122,7 +119,7 @@ def test_unloadable_latest_checkpoint_falls_back_to_the_one_before(tmp_path, cap
 
 
 def train_state_template():
-    from lstm_jax.train import create_train_state
+    from lstm_jax.training._step import create_train_state
 
     return create_train_state(MODEL, init_params(MODEL, jax.random.key(0)), make_optimizer(total_steps=100, **OPT))
 
@@ -154,7 +151,7 @@ def test_missing_optimizer_state_when_resuming_is_a_clear_error(tmp_path):
     ],
 )
 def test_damaged_checkpoints_give_one_clear_error(tmp_path, damage, message):
-    from lstm_jax.checkpoint import save_checkpoint
+    from lstm_jax.io import save_checkpoint
 
     save_checkpoint(tmp_path / "ckpt", model=MODEL, params=init_params(MODEL, jax.random.key(0)), vocab=DS.vocab)
     damage(tmp_path / "ckpt")

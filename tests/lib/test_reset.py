@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from lstm_jax import LSTM
-from lstm_jax.data import stream_batches
-from lstm_jax.lstm import LSTMState, recurrence
+from lstm_jax.io._datasets import stream_batches
+from lstm_jax.recurrence import LSTMState
+from lstm_jax.recurrence._scan import recurrence
 
 STARTS = (0, 3, 4)  # segments [0, 3), [3, 4), [4, 8)
 X = jax.random.normal(jax.random.key(0), (3, 8, 4))

@@ -7,19 +7,13 @@ import numpy as np
 import pytest
 
 from lstm_jax import LSTM, reset_state
-from lstm_jax.data import stream_batches
+from lstm_jax.io._datasets import stream_batches
 from lstm_jax.errors import LstmJaxError
-from lstm_jax.generate import generate_batch, generate_text
-from lstm_jax.models import CharLM
-from lstm_jax.train import (
-    create_train_state,
-    init_params,
-    make_optimizer,
-    make_stateful_train_epoch,
-    split_window,
-    stateful_train_step,
-)
-from lstm_jax.vocab import Vocabulary
+from lstm_jax.training import generate_text, init_params, make_optimizer
+from lstm_jax.training._generate import generate_batch
+from lstm_jax.nn import CharLM
+from lstm_jax.training._step import create_train_state, make_stateful_train_epoch, split_window, stateful_train_step
+from lstm_jax.io import Vocabulary
 
 OPT = dict(learning_rate=0.01, schedule="constant", clip_norm=1.0)
 

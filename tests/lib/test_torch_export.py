@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 
 from lstm_jax import LSTM  # noqa: E402
 from lstm_jax.errors import ArgumentError  # noqa: E402
-from lstm_jax.gru import GRU  # noqa: E402
-from lstm_jax.torch_import import from_torch, to_torch  # noqa: E402
+from lstm_jax.nn import GRU  # noqa: E402
+from lstm_jax.io import from_torch, to_torch  # noqa: E402
 
 X = np.random.default_rng(0).standard_normal((3, 7, 5)).astype(np.float32)
 MODULES = {

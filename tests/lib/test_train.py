@@ -5,19 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_jax.data import build_windows, count_steps
-from lstm_jax.generate import generate_text, sample_logits
-from lstm_jax.models import CharLM, remap_vocab_params, with_vocab_size
-from lstm_jax.evaluation import Evaluator, split_window
-from lstm_jax.fit import train_model
-from lstm_jax.train import (
-    create_train_state,
-    init_params,
-    make_optimizer,
-    make_schedule,
-    train_step,
-)
-from lstm_jax.vocab import Vocabulary
+from lstm_jax.io import count_steps, Vocabulary
+from lstm_jax.io._datasets import build_windows
+from lstm_jax.training import generate_text, Evaluator, train_model, init_params, make_optimizer, train_step
+from lstm_jax.training._generate import sample_logits
+from lstm_jax.nn import CharLM, remap_vocab_params, with_vocab_size
+from lstm_jax.training._step import split_window, create_train_state, make_schedule
 
 OPT = dict(learning_rate=0.01, schedule="cosine", final_lr_factor=0.1, clip_norm=1.0)
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from lstm_jax.errors import LstmJaxError
-from lstm_jax.vocab import PAD_ID, UNK_ID, Vocabulary, remap_ids, remap_rows
+from lstm_jax.io import PAD_ID, UNK_ID, Vocabulary, remap_ids
+from lstm_jax.io._vocab import remap_rows
 
 
 def test_reserved_ids_and_unknown_characters():

@@ -16,7 +16,10 @@ import warnings
 
 import numpy as np
 
-from lstm_pipeline import forecasting, ts_baselines, ucr
+from lstm_pipeline import forecasting, ucr
+
+from lstm_pipeline.baselines import forecasting as forecast_baselines
+from lstm_pipeline.baselines import classification as ts_baselines
 from lstm_pipeline.extras import require
 from lstm_pipeline.params import load_params
 from lstm_pipeline.series import load_series
@@ -27,7 +30,7 @@ forecast = load_params("params.yaml").forecast
 for source in forecast.series.values():
     y = load_series(source).values[:, 0]
     for origin in forecasting.test_origins(len(y), source.horizon, forecast.origins)[:4]:
-        digest.update(forecasting.ets(y, origin, source.horizon, source.season).tobytes())
+        digest.update(forecast_baselines.ets(y, origin, source.horizon, source.season).tobytes())
 
 train = ucr.load(ucr.builtin_path("JapaneseVowels", "TRAIN"))
 features = ts_baselines.summary_features(train.x, train.mask)

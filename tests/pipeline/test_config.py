@@ -112,11 +112,11 @@ def test_cell_and_dtype_reach_the_model(cell, dtype, implementation):
     rebuild it)."""
     import jax
 
-    from lstm_jax.gru import GRU
-    from lstm_jax.models import model_config
+    from lstm_jax.nn import GRU
+    from lstm_jax.nn._models import model_config
     from lstm_pipeline.adapter import char_lm
 
-    from lstm_jax import native
+    from lstm_jax.recurrence import native
 
     if implementation == "native" and not native.available():
         pytest.skip(f"native kernels unavailable: {native.unavailable_reason()}")
@@ -137,7 +137,7 @@ def test_cell_and_dtype_reach_the_model(cell, dtype, implementation):
 def test_native_where_its_kernels_cannot_load_is_an_error(monkeypatch):
     """The library would warn and run "fused" (other bits than the committed outputs): the
     pipeline refuses instead, in one line naming the key and the reason."""
-    from lstm_jax import native
+    from lstm_jax.recurrence import native
     from lstm_pipeline.adapter import char_lm
 
     monkeypatch.setattr(native, "available", lambda: False)

@@ -180,7 +180,7 @@ def test_the_import_checker_sees_module_level_and_guarded_imports():
 def test_the_training_fingerprint_reads_only_library_files(monkeypatch):
     """Editing the pipeline (its report, its plots) never voids a resumable train checkpoint:
     `code_fingerprint` hashes library files only."""
-    from lstm_jax import resume
+    from lstm_jax.training import _resume as resume
 
     read = []
     original = Path.read_text
@@ -192,5 +192,5 @@ def test_the_training_fingerprint_reads_only_library_files(monkeypatch):
     monkeypatch.setattr(Path, "read_text", recording)
     resume.code_fingerprint()
     library = (ROOT / LIBRARY).resolve()
-    assert read and all(p.parent == library for p in read), read
-    assert {p.name for p in read} == set(resume.TRAINING_CODE)
+    assert read and all(p.is_relative_to(library) for p in read), read
+    assert {p.relative_to(library).as_posix() for p in read} == set(resume.TRAINING_CODE)

@@ -211,9 +211,9 @@ def test_pipeline_end_to_end(repo):
 
 def fingerprint(repo, env) -> str:
     """The training-code fingerprint of the library in `repo` (not the installed one)."""
-    code = "from lstm_jax import resume; print(resume.__file__); print(resume.code_fingerprint())"
+    code = "from lstm_jax.training import _resume as resume; print(resume.__file__); print(resume.code_fingerprint())"
     where, value = run([sys.executable, "-c", code], repo, env).stdout.split()
-    assert Path(where).resolve() == (repo / "lstm_jax/resume.py").resolve()
+    assert Path(where).resolve() == (repo / "lstm_jax/training/_resume.py").resolve()
     return value
 
 
@@ -229,7 +229,7 @@ def test_editing_a_pipeline_module_reruns_only_the_stages_that_import_it(repo):
     for path, stages, same_fingerprint in [
         ("lstm_pipeline/report.py", [], True),
         ("lstm_pipeline/plots.py", sorted([*PLOTTING_REAL_DATA, "evaluate", "sequential"]), True),
-        ("lstm_jax/train.py", sorted(STAGES), False),
+        ("lstm_jax/training/_step.py", sorted(STAGES), False),
     ]:
         original = (repo / path).read_bytes()
         try:

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from lstm_jax.errors import ConfigError
-from lstm_jax.models import SequenceClassifier
-from lstm_pipeline import forecasting, ts_baselines, ucr
+from lstm_jax.nn import SequenceClassifier
+from lstm_pipeline import forecasting, ucr
+from lstm_pipeline.baselines import forecasting as forecast_baselines
+from lstm_pipeline.baselines import classification as ts_baselines
 from lstm_pipeline.params import load_params
 from lstm_pipeline.series import load_series
 
@@ -91,8 +93,8 @@ def test_origins_and_baselines_see_only_the_past():
     changed[34:] = -1.0  # the future of the first origin
     for tf in (forecasting.Transform(y, True), forecasting.Transform(changed, True)):
         np.testing.assert_array_equal(tf.context(34, 5), forecasting.Transform(y, True).context(34, 5))
-    assert forecasting.naive(changed[:, 0], 34, 3).tolist() == [y[33, 0]] * 3
-    assert forecasting.seasonal_naive(np.arange(20.0), 12, 5, 4).tolist() == [8, 9, 10, 11, 8]
+    assert forecast_baselines.naive(changed[:, 0], 34, 3).tolist() == [y[33, 0]] * 3
+    assert forecast_baselines.seasonal_naive(np.arange(20.0), 12, 5, 4).tolist() == [8, 9, 10, 11, 8]
     tf = forecasting.Transform(y, True)
     np.testing.assert_allclose(tf.to_target(34, tf.s[33:37, 0]), y[34:38, 0])
 
@@ -141,8 +143,8 @@ def test_forecast_series_params_are_checked(tmp_path):
 
 
 def _saved(tmp_path, model, metadata):
-    from lstm_jax.checkpoint import save_checkpoint
-    from lstm_jax.vocab import SPECIALS, Vocabulary
+    from lstm_jax.io import save_checkpoint
+    from lstm_jax.io import SPECIALS, Vocabulary
 
     params = model.init(jax.random.PRNGKey(0), model.example_input())["params"]
     save_checkpoint(tmp_path / "model", model=model, params=params, vocab=Vocabulary(SPECIALS), metadata=metadata)
@@ -166,7 +168,7 @@ def test_classify_command_scales_like_training_and_names_classes(tmp_path, capsy
 
 
 def test_forecast_command_continues_the_series(tmp_path):
-    from lstm_jax.forecast import Forecaster
+    from lstm_jax.nn import Forecaster
     from lstm_pipeline.serve import classify_file, forecast_file
 
     model = Forecaster(features=1, horizon=3, hidden_size=4)
@@ -195,7 +197,7 @@ def test_the_library_imports_none_of_the_realdata_extra():
     import subprocess
     import sys
 
-    code = "import sys, lstm_jax, lstm_jax.forecast, lstm_jax.scaling, lstm_jax.classify, lstm_jax.models; " + (
+    code = "import sys, lstm_jax, lstm_jax.training, lstm_jax.io, lstm_jax.nn; " + (
         "print(sorted(m for m in ('sktime', 'statsmodels', 'sklearn', 'pandas') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

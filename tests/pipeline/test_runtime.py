@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compilation_cache_is_written_and_reused_with_identical_results(tmp_path):
     code = """
 import sys, jax, jax.numpy as jnp, numpy as np
-from lstm_jax.models import CharLM
+from lstm_jax.nn import CharLM
 from lstm_pipeline import runtime
 runtime.enable_compilation_cache(sys.argv[1])
 model = CharLM(vocab_size=7, embed_dim=4, hidden_size=8)

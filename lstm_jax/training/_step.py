@@ -1,6 +1,6 @@
 """Training steps: the optax optimizer, `train_step`, chunks of an epoch as one compiled loop,
 and a stateful epoch over a stream (`fit` and `train_model`, the loops around them, are in
-`lstm_jax.fit`).
+`lstm_jax.training`).
 
 The train step takes its batch as an argument and holds no device logic, so data-parallel
 training can wrap it with shardings rather than rewrite it. Functions take plain arguments
@@ -17,9 +17,9 @@ import optax
 from flax.training.train_state import TrainState
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.evaluation import split_window
-from lstm_jax.lstm import reset_state
-from lstm_jax.metrics import MetricSums, token_sums
+from lstm_jax.training._evaluation import split_window
+from lstm_jax.recurrence._scan import reset_state
+from lstm_jax.training._metrics import MetricSums, token_sums
 
 SCHEDULES = ("constant", "cosine", "exponential")
 
@@ -75,7 +75,7 @@ def create_train_state(model, params, tx) -> TrainState:
 
 
 def init_params(model, key: jax.Array):
-    """Fresh parameters for any model of `lstm_jax.models` (shaped by its `example_input()`)."""
+    """Fresh parameters for any model of `lstm_jax.nn` (shaped by its `example_input()`)."""
     return model.init(key, model.example_input())["params"]
 
 

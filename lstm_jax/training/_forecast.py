@@ -1,9 +1,9 @@
 """Time-series forecasting with an LSTM: the model, sliding windows, a many-seed trainer that
 keeps the best epoch, direct and recursive multi-step forecasts, and the M4 error measures.
 
-A series float[N, F] (F features per step, standardised with `lstm_jax.scaling` fitted on the
+A series float[N, F] (F features per step, standardised with `lstm_jax.io` fitted on the
 training part) is cut by `windows` into inputs x float32[M, L, F] (L = lookback) and targets
-y float32[M, H, F], the H steps that follow each window. `Forecaster` reads x and predicts the
+y float32[M, H, F], the H steps that follow each window. `Forecaster` (`lstm_jax.nn`) reads x and predicts the
 next `horizon` values of all F features. Two multi-step strategies (Ben Taieb, Bontempi, Atiya &
 Sorjamaa 2012, "A review and comparison of strategies for multi-step ahead time series
 forecasting based on the NN5 forecasting competition", Expert Syst. Appl. 39(8)):
@@ -20,51 +20,13 @@ Hyndman & Koehler 2006, "Another look at measures of forecast accuracy", IJF 22(
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.layers import LSTM
-
-
-class Forecaster(nn.Module):
-    """LSTM over a window, then Dense on the last layer's final h: the next `horizon` values.
-
-    Call: `y, state = model(x, state=None, *, deterministic=True)` with x float32[B, L, F];
-    y float32[B, horizon, F] (the values of all F features at the `horizon` steps after the
-    window, in the units of x) and the final LSTM state (c, h float32[B, hidden_size] per layer).
-    `horizon` is H for the direct strategy and 1 for the recursive one.
-    """
-
-    features: int  # F, inputs (and outputs) per step
-    horizon: int = 1
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0  # between LSTM layers, when not deterministic (needs a 'dropout' rng)
-
-    def setup(self):
-        self.lstm = LSTM(self.hidden_size, self.num_layers, dropout=self.dropout)
-        self.head = nn.Dense(self.horizon * self.features, dtype=jnp.float32)
-
-    def __call__(self, x, state=None, *, deterministic=True):
-        if x.ndim != 3 or x.shape[-1] != self.features:
-            raise ArgumentError(
-                f"x: expected float32[B, L, {self.features}] (features={self.features}), found shape {tuple(x.shape)}"
-            )
-        _, state = self.lstm(x, state, deterministic=deterministic)
-        y = self.head(state[-1].h)
-        return y.reshape(x.shape[0], self.horizon, self.features), state
-
-    def initial_state(self, batch_size: int):
-        """Zero LSTM state for `batch_size` rows (works on an unbound module)."""
-        return LSTM(self.hidden_size, self.num_layers, dropout=self.dropout, parent=None).initial_state(batch_size)
-
-    def example_input(self):
-        """float32[1, 1, F]: an input to initialise the parameters with."""
-        return jnp.zeros((1, 1, self.features), jnp.float32)
+from lstm_jax.nn._forecaster import Forecaster
 
 
 def windows(series, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:

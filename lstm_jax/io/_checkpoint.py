@@ -37,11 +37,11 @@ from flax.traverse_util import flatten_dict
 
 from lstm_jax.errors import CheckpointError, LstmJaxError
 from lstm_jax.limits import memory_limit
-from lstm_jax.models import build_model, model_config
-from lstm_jax.outputs import UMASK, fsync_dir
+from lstm_jax.nn._models import build_model, model_config
+from lstm_jax.io._outputs import UMASK, fsync_dir
 from lstm_jax.portability import platform_record
-from lstm_jax.safe_paths import read_regular_file
-from lstm_jax.vocab import Vocabulary
+from lstm_jax.io._safe_paths import read_regular_file
+from lstm_jax.io._vocab import Vocabulary
 
 FORMAT = 1
 CONFIG_MAX_BYTES = 64 << 20  # config.json holds a vocabulary and metadata: megabytes at most

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.ngram import KneserNey, bits_per_char, select_order
+from lstm_pipeline.baselines.kneser_ney import KneserNey, bits_per_char, select_order
 
 TEXT = (
     "the cat sat on the mat. the dog sat on the log. a cat and a dog met on a mat; "

@@ -17,7 +17,7 @@ import logging
 import numpy as np
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.layers import LSTM
+from lstm_jax.nn._layers import LSTM
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def from_keras(layer, *, unroll: int = 2):
             params[f"layer_{k}" + ("_reverse" if direction else "")] = w
         in_features = hidden * len(cells)
 
-    from lstm_jax.gru import GRU
+    from lstm_jax.nn._gru import GRU
 
     module = (GRU if is_gru else LSTM)(
         hidden_size=hidden,
@@ -210,7 +210,7 @@ def to_keras(module, variables, *, return_state: bool = True):
     """
     import keras
 
-    from lstm_jax.gru import GRU
+    from lstm_jax.nn._gru import GRU
 
     is_gru = isinstance(module, GRU)
     if not is_gru and not isinstance(module, LSTM):

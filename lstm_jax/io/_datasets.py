@@ -1,6 +1,6 @@
 """Dataset builders and readers: texts cut into next-character windows, with a held-out split.
 
-On disk a prepared dataset is a folder (written by `lstm_jax.corpus.prepare_dataset`):
+On disk a prepared dataset is a folder (written by `lstm_jax.io.prepare_dataset`):
   train.npy     int32[N, seq_length + 1]  windows every `stride` characters; inputs are [:, :-1],
                 targets [:, 1:]
   heldout.npy   int32[M, seq_length + 1]  non-overlapping windows of the trailing part
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from lstm_jax.errors import DataError
-from lstm_jax.outputs import write_npy, write_text
-from lstm_jax.vocab import Vocabulary
+from lstm_jax.io._outputs import write_npy, write_text
+from lstm_jax.io._vocab import Vocabulary
 
 
 def source_text(text: str | None, repeat: int, separator: str, path: str | Path | None) -> str:

@@ -1,6 +1,6 @@
 """Resumable training: periodic checkpoints of one run, and the fingerprint that says whose they are.
 
-A run's checkpoints live in `folder/step_XXXXXXXX/`, each a `lstm_jax.checkpoint` folder whose
+A run's checkpoints live in `folder/step_XXXXXXXX/`, each a `lstm_jax.io` folder whose
 metadata holds the data position and the fingerprint of the run's params, data and training code.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.checkpoint import read_config, digest, restore_tree, save_checkpoint
+from lstm_jax.io._checkpoint import read_config, digest, restore_tree, save_checkpoint
 from lstm_jax.errors import CheckpointError
-from lstm_jax.folder_lock import lock_folder, unlock_folder
-from lstm_jax.metrics import MetricSums
-from lstm_jax.outputs import write_json
+from lstm_jax.io._folder_lock import lock_folder, unlock_folder
+from lstm_jax.training._metrics import MetricSums
+from lstm_jax.io._outputs import write_json
 
 BEST_PARAMS = "best_params.msgpack"  # a training checkpoint's best epoch so far (early stopping)
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class TrainCheckpointer:
     `save` deletes them.
 
     One process at a time: the first `latest`, `restore` or `save` takes the folder's lock
-    (`lstm_jax.folder_lock`) until `finish`, so a second run in the same folder (an orphan of
+    (`lstm_jax.io`) until `finish`, so a second run in the same folder (an orphan of
     a killed `dvc repro`, a second `dvc repro`) fails with a CheckpointError instead of
     deleting or replacing the first one's checkpoints.
     """
@@ -144,33 +144,35 @@ class TrainCheckpointer:
 
 
 # The library modules whose code decides what training computes (tests/lib/test_checkpoint.py
-# checks that this covers every module `lstm_jax.fit`, `lstm_jax.train` and `lstm_jax.models` import).
+# checks that this covers every module the epoch loop, the train step and the models import),
+# as paths under lstm_jax/.
 TRAINING_CODE = (
-    "_native_lstm.cc",
-    "checkpoint.py",
-    "data.py",
     "errors.py",
-    "evaluation.py",
-    "fit.py",
-    "folder_lock.py",
-    "forecast.py",
-    "fused.py",
-    "fused_gru.py",
-    "gru.py",
-    "initializers.py",
-    "layers.py",
+    "io/_checkpoint.py",
+    "io/_datasets.py",
+    "io/_folder_lock.py",
+    "io/_outputs.py",
+    "io/_safe_paths.py",
+    "io/_vocab.py",
     "limits.py",
-    "lstm.py",
-    "metrics.py",
-    "models.py",
-    "native.py",
-    "outputs.py",
+    "nn/_forecaster.py",
+    "nn/_gru.py",
+    "nn/_initializers.py",
+    "nn/_layers.py",
+    "nn/_models.py",
     "portability.py",
-    "resume.py",
-    "safe_paths.py",
-    "timing.py",
-    "train.py",
-    "vocab.py",
+    "recurrence/_fused.py",
+    "recurrence/_fused_gru.py",
+    "recurrence/_native.py",
+    "recurrence/_native_lstm.cc",
+    "recurrence/_scan.py",
+    "training/_evaluation.py",
+    "training/_fit.py",
+    "training/_forecast.py",
+    "training/_metrics.py",
+    "training/_resume.py",
+    "training/_step.py",
+    "training/_timing.py",
 )
 
 
@@ -180,5 +182,5 @@ def code_fingerprint() -> str:
     Code outside it (the command line, generation, the pipeline's report or plots) can change
     without voiding a resumable checkpoint.
     """
-    folder = Path(__file__).parent
+    folder = Path(__file__).parents[1]  # lstm_jax/
     return digest(*[name + (folder / name).read_text("utf-8") for name in TRAINING_CODE])

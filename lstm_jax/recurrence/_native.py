@@ -44,7 +44,7 @@ import jax.numpy as jnp
 from lstm_jax import portability
 from lstm_jax.errors import ArgumentError
 
-_EXTENSION = "lstm_jax._native_lstm"
+_EXTENSION = "lstm_jax.recurrence._native_lstm"
 _LOADED: list = []  # the kernels' ctypes handle, kept so the library stays loaded
 THREADS_ENV = "LSTM_JAX_NATIVE_THREADS"
 ISA_ENV = "LSTM_JAX_NATIVE_ISA"

@@ -12,7 +12,7 @@ import numpy as np
 
 from lstm_jax.errors import ArgumentError
 from lstm_jax.limits import MAX_TEMPERATURE, MIN_TEMPERATURE
-from lstm_jax.vocab import PAD_ID
+from lstm_jax.io._vocab import PAD_ID
 
 
 def sample_logits(logits, key, temperature: float = 0.0, top_k: int = 0):

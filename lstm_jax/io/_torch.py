@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.layers import LSTM
+from lstm_jax.nn._layers import LSTM
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def from_torch(torch_rnn, *, unroll: int = 2):
         unroll=unroll,
     )
     if is_gru:
-        from lstm_jax.gru import GRU
+        from lstm_jax.nn._gru import GRU
 
         module = GRU(**common)
     else:
@@ -87,7 +87,7 @@ def to_torch(module, variables, *, batch_first: bool = True):
     """
     import torch
 
-    from lstm_jax.gru import GRU
+    from lstm_jax.nn._gru import GRU
 
     is_gru = isinstance(module, GRU)
     if not is_gru and not isinstance(module, LSTM):

@@ -28,7 +28,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.fused import _group, _grouped, _join, _previous, _rows, matmul
+from lstm_jax.recurrence._fused import _group, _grouped, _join, _previous, _rows, matmul
 
 
 def _forward(x_proj, kernel_hh, bias_hh, h0, mask, h_keep, reverse, groups, unroll, reset, dtype):

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax import native
-from lstm_jax.fused import fused_lstm, matmul
+from lstm_jax.recurrence import _native as native
+from lstm_jax.recurrence._fused import fused_lstm, matmul
 
 
 class LSTMState(NamedTuple):

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax.errors import ArgumentError, ConfigError
-from lstm_jax.forecast import Forecaster
-from lstm_jax.gru import GRU
-from lstm_jax.layers import LSTM
-from lstm_jax.vocab import remap_rows
+from lstm_jax.nn._forecaster import Forecaster
+from lstm_jax.nn._gru import GRU
+from lstm_jax.nn._layers import LSTM
+from lstm_jax.io._vocab import remap_rows
 
 
 CELLS = {"lstm": LSTM, "gru": GRU}
@@ -49,7 +49,7 @@ class CharLM(nn.Module):
     # "lstm" or "gru". The layer keeps the name `lstm` either way, so parameter trees (and
     # checkpoints written before the option existed) keep their paths.
     cell: str = "lstm"
-    # The recurrence's implementation (`lstm_jax.lstm.lstm`): "fused" (default), "scan" or, for
+    # The recurrence's implementation (`lstm_jax.recurrence.lstm`): "fused" (default), "scan" or, for
     # float32 LSTMs, "native" (its own C++ kernels). Checkpoints record it, so a reloaded model
     # computes the same way; older checkpoints, without the field, get "fused".
     implementation: str = "fused"

@@ -25,11 +25,11 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.fused import matmul
-from lstm_jax.fused_gru import fused_gru
-from lstm_jax.initializers import orthogonal
-from lstm_jax.layers import LSTM, at_least_float32
-from lstm_jax.lstm import _zone, check_implementation, reset_state, scan_order_reset
+from lstm_jax.recurrence._fused import matmul
+from lstm_jax.recurrence._fused_gru import fused_gru
+from lstm_jax.nn._initializers import orthogonal
+from lstm_jax.nn._layers import LSTM, at_least_float32
+from lstm_jax.recurrence._scan import _zone, check_implementation, reset_state, scan_order_reset
 
 GRU_IMPLEMENTATIONS = ("fused", "scan")  # "native" is the LSTM's only
 

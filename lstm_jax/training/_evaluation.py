@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.metrics import MetricSums, token_sums
-from lstm_jax.timing import Timed
+from lstm_jax.training._metrics import MetricSums, token_sums
+from lstm_jax.training._timing import Timed
 
 
 def split_window(w):

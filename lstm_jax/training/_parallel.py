@@ -15,7 +15,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.train import stateful_train_step, train_step
+from lstm_jax.training._step import stateful_train_step, train_step
 
 
 def data_mesh(devices=None) -> Mesh:

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.initializers import orthogonal
-from lstm_jax.lstm import LSTMState, recurrence, resolve_mask, zeros_state
+from lstm_jax.nn._initializers import orthogonal
+from lstm_jax.recurrence._scan import LSTMState, recurrence, resolve_mask, zeros_state
 
 
 def forget_bias_init(hidden_size: int):

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.errors import ArgumentError
-from lstm_jax.metrics import token_sums
+from lstm_jax.training._metrics import token_sums
 
 
 def remat_segments(segment_fn, carry, xs, segment: int):

@@ -5,7 +5,7 @@ Sources: an inline string, a UTF-8 file, a folder of files (read in sorted order
 paths, a newline between files that do not end in one), or `python_docs_text()`, the
 documentation topics that ship with every CPython (`pydoc_data.topics`, about 465 KB of English).
 
-A prepared dataset is the folder `lstm_jax.data.load_dataset` reads: train.npy and heldout.npy
+A prepared dataset is the folder `lstm_jax.io.load_dataset` reads: train.npy and heldout.npy
 int32[N, seq_length + 1] windows, vocab.json, and dataset.json (the lengths and strides). The
 held-out part is the trailing `heldout_fraction` of the characters; its windows never overlap
 (stride = seq_length), so each held-out character is scored once, and no window of one part
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_jax.data import heldout_chars
+from lstm_jax.io._datasets import heldout_chars
 from lstm_jax.errors import DataError
-from lstm_jax.outputs import write_text
-from lstm_jax.safe_paths import open_regular
-from lstm_jax.vocab import SPECIALS, UNK_ID, Vocabulary
+from lstm_jax.io._outputs import write_text
+from lstm_jax.io._safe_paths import open_regular
+from lstm_jax.io._vocab import SPECIALS, UNK_ID, Vocabulary
 
 CHUNK_CHARS = 1 << 22  # characters read at a time (16 MB of UTF-32 while encoding)
 PYTHON_DOCS = "python_docs"

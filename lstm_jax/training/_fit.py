@@ -1,4 +1,4 @@
-"""The training loop around `lstm_jax.train`'s compiled chunks: `fit` (epochs, held-out
+"""The training loop around `lstm_jax.training`'s compiled chunks: `fit` (epochs, held-out
 evaluation, resumable checkpoints, early stopping, the best epoch's weights) and `train_model`
 (fit, then an exact evaluation of the returned parameters on both splits).
 """
@@ -16,10 +16,10 @@ import optax
 from flax.training.train_state import TrainState
 
 from lstm_jax.errors import ArgumentError, CheckpointError, TrainingDiverged
-from lstm_jax.evaluation import Evaluator
-from lstm_jax.metrics import MetricSums, with_bits
-from lstm_jax.timing import Timed
-from lstm_jax.train import EXPLODED_FACTOR, GUARDS, create_train_state, make_train_chunk
+from lstm_jax.training._evaluation import Evaluator
+from lstm_jax.training._metrics import MetricSums, with_bits
+from lstm_jax.training._timing import Timed
+from lstm_jax.training._step import EXPLODED_FACTOR, GUARDS, create_train_state, make_train_chunk
 
 log = logging.getLogger(__name__)
 
