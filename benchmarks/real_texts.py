@@ -33,7 +33,7 @@ from lstm_jax.io import file_chunks, prepare_dataset, python_docs_text, window_s
 from lstm_pipeline.baselines.kneser_ney import KneserNey, bits_per_char, select_order
 from lstm_jax.training import train_model, init_params
 from lstm_pipeline import adapter
-from lstm_pipeline.params import load_params
+from lstm_pipeline.config.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = {

@@ -12,7 +12,7 @@ from lstm_jax.recurrence import native
 from lstm_jax.errors import ConfigError
 from lstm_jax.nn import CharLM, build_model
 from lstm_jax.training import make_optimizer
-from lstm_pipeline.params import ModelConfig, OptimizerConfig
+from lstm_pipeline.config.params import ModelConfig, OptimizerConfig
 
 
 def char_lm(model: ModelConfig, vocab_size: int, section: str = "train") -> CharLM:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_pipeline.config.params import ALPHABET_KINDS as KINDS
+
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-KINDS = ("one_char", "window_features", "window_steps", "variable_length")
 
 
 @dataclass(frozen=True)

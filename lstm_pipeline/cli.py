@@ -16,7 +16,7 @@ from lstm_jax.cli import debug_flag, run, version
 
 
 def cmd_check_params(args) -> None:
-    from lstm_pipeline.params import load_params
+    from lstm_pipeline.config.params import load_params
 
     load_params(args.params)
     print(f"{args.params}: ok")

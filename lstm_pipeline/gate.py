@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lstm_jax.errors import ConfigError, LstmJaxError
 from lstm_jax.io import read_regular_file
-from lstm_pipeline.yamlfile import load_yaml, short
+from lstm_pipeline.config.yamlfile import load_yaml, short
 
 RULE_KEYS = {"min", "max", "atol", "rtol"}
 

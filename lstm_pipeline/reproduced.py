@@ -23,7 +23,7 @@ import yaml
 
 from lstm_jax.errors import ConfigError
 from lstm_pipeline.gate import check_revision
-from lstm_pipeline.yamlfile import load_yaml
+from lstm_pipeline.config.yamlfile import load_yaml
 
 LOCK = "dvc.lock"
 PLATFORM_FROM = "metrics/summary.json"  # the last stage's metrics: its platform is the run's

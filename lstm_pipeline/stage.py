@@ -49,7 +49,7 @@ def run_stage(main, description: str, add_arguments=None) -> None:
         portability.pin_for_portability()
         pinned.check_pinned()  # and NumPy's and OpenBLAS's kernels (the baselines' bits)
         runtime.enable_compilation_cache()  # .jax_cache/: a rerun loads instead of compiling
-        from lstm_pipeline.params import load_params
+        from lstm_pipeline.config.params import load_params
 
         main(load_params(args.params), args)
     except LstmJaxError as exc:

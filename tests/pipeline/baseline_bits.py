@@ -21,7 +21,7 @@ from lstm_pipeline import forecasting, ucr
 from lstm_pipeline.baselines import forecasting as forecast_baselines
 from lstm_pipeline.baselines import classification as ts_baselines
 from lstm_pipeline.extras import require
-from lstm_pipeline.params import load_params
+from lstm_pipeline.config.params import load_params
 from lstm_pipeline.series import load_series
 
 warnings.simplefilter("ignore")  # statsmodels' convergence warnings: the bits are the point here

@@ -146,6 +146,20 @@ def pipeline_imports(script: str | Path, root: Path = ROOT) -> set[str]:
     return seen
 
 
+# Packages a stage lists as one folder in its deps (every stage imports them through load_params).
+DEP_FOLDERS = ("lstm_pipeline/config",)
+
+
+def code_deps(script: str | Path, root: Path = ROOT) -> set[str]:
+    """The deps entries of `script`'s pipeline imports: files, with those inside a DEP_FOLDERS
+    package listed as the folder."""
+    found = set()
+    for file in pipeline_imports(script, root):
+        folder = next((f for f in DEP_FOLDERS if file.startswith(f + "/")), None)
+        found.add(folder or file)
+    return found
+
+
 def top_level_plots(root: Path = ROOT) -> tuple[list[tuple[str, str, list[str]]], list[str]]:
     """dvc.yaml's top-level `plots`: ([(data file, x column, [y columns])], [image files])."""
     spec = yaml.safe_load((root / "dvc.yaml").read_text("utf-8"))

@@ -18,7 +18,7 @@ import yaml
 from lstm_jax.errors import ConfigError
 from lstm_pipeline.cli import main
 from lstm_pipeline.gate import load_thresholds, run_checks
-from lstm_pipeline.params import load_params, parse_params
+from lstm_pipeline.config.params import load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())

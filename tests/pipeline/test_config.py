@@ -11,7 +11,7 @@ import yaml
 from pipeline_spec import load_stages
 
 from lstm_jax.errors import ConfigError
-from lstm_pipeline.params import parse_params
+from lstm_pipeline.config.params import parse_params
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())

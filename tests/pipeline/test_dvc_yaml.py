@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_spec import LIBRARY, PIPELINE, ROOT, load_stages, pipeline_imports
+from pipeline_spec import DEP_FOLDERS, LIBRARY, PIPELINE, ROOT, code_deps, load_stages, pipeline_imports
 
 STAGES = load_stages()
 NAMES = sorted(STAGES)
@@ -54,7 +54,7 @@ def test_code_deps_are_exactly_what_the_script_imports(name):
     stage = STAGES[name]
     code = sorted(d for d in stage.deps if is_code(d))
     assert len(code) == len(set(code)), f"{name}: a code dep is listed twice: {code}"
-    expected = sorted({stage.script, LIBRARY, *pipeline_imports(stage.script)})
+    expected = sorted({stage.script, LIBRARY, *code_deps(stage.script)})
     assert f"{PIPELINE}/__init__.py" in expected
     assert code == expected, (
         f"{name}: deps list {sorted(set(code) - set(expected))} that the script does not "
@@ -68,10 +68,13 @@ def test_no_stage_depends_on_the_whole_pipeline_package(name):
 
 
 def test_module_finder_follows_imports_inside_functions():
-    """stage.py imports params only inside `run_stage`, and params imports alphabet: both count."""
+    """stage.py imports the params only inside `run_stage`, and they import the schema: both count;
+    as deps the config package is one folder."""
     found = pipeline_imports("stages/prepare.py")
-    assert {f"{PIPELINE}/stage.py", f"{PIPELINE}/params.py", f"{PIPELINE}/alphabet.py"} <= found
+    assert {f"{PIPELINE}/stage.py", f"{PIPELINE}/config/params.py", f"{PIPELINE}/config/schema.py"} <= found
     assert f"{PIPELINE}/report.py" not in found and f"{PIPELINE}/plots.py" not in found
+    assert f"{PIPELINE}/config" in code_deps("stages/prepare.py") and DEP_FOLDERS == (f"{PIPELINE}/config",)
+    assert not [f for f in code_deps("stages/prepare.py") if f.startswith(f"{PIPELINE}/config/")]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -14,7 +14,7 @@ from lstm_jax.nn import SequenceClassifier
 from lstm_pipeline import forecasting, ucr
 from lstm_pipeline.baselines import forecasting as forecast_baselines
 from lstm_pipeline.baselines import classification as ts_baselines
-from lstm_pipeline.params import load_params
+from lstm_pipeline.config.params import load_params
 from lstm_pipeline.series import load_series
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def test_statsmodels_series_load():
 def test_classify_dataset_params_are_checked(tmp_path, entry, message):
     raw = __import__("yaml").safe_load((ROOT / "params.yaml").read_text())
     raw["classify"]["datasets"] = {"mine": entry}
-    import lstm_pipeline.params as params_module
+    import lstm_pipeline.config.params as params_module
 
     with pytest.raises(ConfigError, match=message):
         params_module.parse_params(raw, root=tmp_path)
@@ -132,7 +132,7 @@ def test_classify_dataset_params_are_checked(tmp_path, entry, message):
 
 def test_forecast_series_params_are_checked(tmp_path):
     raw = __import__("yaml").safe_load((ROOT / "params.yaml").read_text())
-    import lstm_pipeline.params as params_module
+    import lstm_pipeline.config.params as params_module
 
     raw["forecast"]["series"] = {"mine": {"builtin": "nope", "season": 1, "horizon": 2, "lookback": 3}}
     with pytest.raises(ConfigError, match="forecast.series.mine.builtin"):

@@ -16,7 +16,7 @@ import yaml
 
 from lstm_jax.errors import TrainingDiverged
 from lstm_pipeline.experiments import run_sequential
-from lstm_pipeline.params import parse_params
+from lstm_pipeline.config.params import parse_params
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())

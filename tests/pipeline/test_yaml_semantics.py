@@ -10,8 +10,8 @@ import pytest
 from dvc.utils.serialize import parse_yaml
 
 from lstm_jax.errors import ConfigError
-from lstm_pipeline.params import load_params
-from lstm_pipeline.yamlfile import load_yaml
+from lstm_pipeline.config.params import load_params
+from lstm_pipeline.config.yamlfile import load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALARS = ["yes", "no", "on", "off", "NO", "True", "010", "0o10", "0x1F", "1_000", "1e-2", "1.0e+3", ".5", ".inf"]

@@ -11,7 +11,7 @@ from lstm_jax.errors import ConfigError
 from lstm_jax.limits import MAX_GENERATE_LENGTH, char_lm_bytes, check_memory, check_steps, classifier_bytes
 
 if typing.TYPE_CHECKING:
-    from lstm_pipeline.params import Params
+    from lstm_pipeline.config.params import Params
 
 
 def epochs_of(run) -> typing.Callable[[int], int]:

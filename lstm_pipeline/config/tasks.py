@@ -1,5 +1,5 @@
 """params.yaml sections of the real-data stages: `classify` (labelled sequence datasets) and
-`forecast` (time series). Parsed by `lstm_pipeline.params` like every other section."""
+`forecast` (time series). Parsed by `lstm_pipeline.config.params` like every other section."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstm_jax.errors import ConfigError
-from lstm_pipeline.schema import check, fraction, positive, seed
+from lstm_pipeline.config.schema import check, fraction, positive, seed
 
 SERIES_ROOT = "series"  # user files live here (a dependency of the stages that read them)
 FORECAST_BUILTINS = ("co2", "sunspots", "macrodata")

@@ -20,16 +20,17 @@ from pathlib import Path
 from lstm_jax.io import count_steps, window_counts, irregular_entries
 from lstm_jax.errors import ConfigError, LstmJaxError
 from lstm_jax.limits import FLOAT32_MAX, check_float32
-from lstm_pipeline.alphabet import KINDS as ALPHABET_KINDS
-from lstm_pipeline.schema import check as _check
-from lstm_pipeline.schema import fraction as _fraction
-from lstm_pipeline.schema import positive as _positive
-from lstm_pipeline.schema import seed as _seed
-from lstm_pipeline.task_params import ClassifyConfig, ForecastConfig
-from lstm_pipeline.task_params import validate as validate_tasks
-from lstm_pipeline.text_params import PrepareConfig
-from lstm_pipeline.resources import check_resources, epochs_of
-from lstm_pipeline.yamlfile import load_yaml, short
+from lstm_pipeline.config.schema import check as _check
+from lstm_pipeline.config.schema import fraction as _fraction
+from lstm_pipeline.config.schema import positive as _positive
+from lstm_pipeline.config.schema import seed as _seed
+from lstm_pipeline.config.tasks import ClassifyConfig, ForecastConfig
+from lstm_pipeline.config.tasks import validate as validate_tasks
+from lstm_pipeline.config.texts import PrepareConfig
+from lstm_pipeline.config.resources import check_resources, epochs_of
+from lstm_pipeline.config.yamlfile import load_yaml, short
+
+ALPHABET_KINDS = ("one_char", "window_features", "window_steps", "variable_length")  # lstm_pipeline.alphabet's framings
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from lstm_jax.io import PYTHON_DOCS, file_chunks, python_docs_text, scan, text_files, truncate
 from lstm_jax.errors import ConfigError, LstmJaxError
-from lstm_pipeline.schema import check as _check
-from lstm_pipeline.schema import fraction as _fraction
-from lstm_pipeline.schema import positive as _positive
+from lstm_pipeline.config.schema import check as _check
+from lstm_pipeline.config.schema import fraction as _fraction
+from lstm_pipeline.config.schema import positive as _positive
 
 BUILTIN_TEXTS = {PYTHON_DOCS: python_docs_text}
 
