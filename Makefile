@@ -59,8 +59,10 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check lstm_jax lstm_pipeline stages tests benchmarks tools
 	$(BIN)/ruff format --check lstm_jax lstm_pipeline stages tests benchmarks tools
 
+# The library's tests, and the examples in its docstrings (doctests).
 test-lib: $(TEST_STAMP)
 	$(RUN) $(BIN)/python -m pytest tests/lib
+	$(RUN) $(BIN)/python -m pytest --doctest-modules lstm_jax -p no:cacheprovider
 
 test-pipeline: $(TEST_STAMP)
 	$(RUN) $(BIN)/python -m pytest tests/pipeline

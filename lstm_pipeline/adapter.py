@@ -52,6 +52,12 @@ def optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransform
     )
 
 
+def many_runs_optimizer(cfg: OptimizerConfig, *, epochs: int, rows: int, batch_size: int):
+    """`optimizer` for `make_many_runs_trainer` (classification, forecasting), whose schedule
+    counts its optimizer steps: `epochs` epochs of rows // batch_size steps (batch capped at rows)."""
+    return optimizer(cfg, epochs * (rows // min(batch_size, rows)))
+
+
 def optimizer_record(cfg: OptimizerConfig, total_steps: int) -> dict:
     """What a checkpoint stores to rebuild the optimizer: its params section and the schedule length."""
     return {"config": dataclasses.asdict(cfg), "total_steps": total_steps}

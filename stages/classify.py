@@ -14,7 +14,7 @@ from lstm_jax.io import save_checkpoint, write_csv, fit_standardizer, standardiz
 from lstm_jax.training import make_best_epoch_trainer, make_predict_classes
 from lstm_jax.errors import ConfigError
 from lstm_jax.nn import SequenceClassifier
-from lstm_pipeline import ucr
+from lstm_pipeline import adapter, ucr
 from lstm_pipeline.baselines import classification as ts_baselines
 from lstm_pipeline.plots import heatmap
 from lstm_pipeline.stage import run_stage, seed_summary, write_metrics
@@ -67,7 +67,9 @@ def main(params, args):
         features=train.x.shape[2],
     )
     epochs = cfg.datasets[args.dataset].epochs or cfg.epochs
-    trainer = make_best_epoch_trainer(model, epochs=epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate)
+    rows = len(fit)  # indices
+    tx = adapter.many_runs_optimizer(cfg.optimizer, epochs=epochs, rows=rows, batch_size=cfg.batch_size)
+    trainer = make_best_epoch_trainer(model, epochs=epochs, batch_size=cfg.batch_size, tx=tx)
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.seeds)
     out = jax.device_get(
         trainer(keys, x_train[fit], y_train[fit], train.mask[fit], x_train[val], y_train[val], train.mask[val])

@@ -14,7 +14,7 @@ from lstm_jax.io import save_checkpoint, fit_standardizer, standardize, SPECIALS
 from lstm_jax.errors import ConfigError
 from lstm_jax.nn import Forecaster
 from lstm_jax.training import make_forecast_trainer, mase, smape, windows as cut_windows
-from lstm_pipeline import forecasting
+from lstm_pipeline import adapter, forecasting
 from lstm_pipeline.baselines import forecasting as forecast_baselines
 from lstm_pipeline.plots import forecast_plot
 from lstm_pipeline.series import load_series
@@ -46,13 +46,9 @@ def fit_lstm(cfg, source, tf, z, first, strategy):
     if n_val >= len(x):
         raise ConfigError(f"forecast: {len(x)} training windows leave none to train on after validation")
     model = Forecaster(features=z.shape[1], horizon=horizon, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers)
-    trainer = make_forecast_trainer(
-        model,
-        epochs=source.epochs or cfg.epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        loss=cfg.loss,
-    )
+    epochs = source.epochs or cfg.epochs
+    tx = adapter.many_runs_optimizer(cfg.optimizer, epochs=epochs, rows=len(x) - n_val, batch_size=cfg.batch_size)
+    trainer = make_forecast_trainer(model, epochs=epochs, batch_size=cfg.batch_size, tx=tx, loss=cfg.loss)
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.seeds)
     out = jax.device_get(trainer(keys, x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]))
     # Window i reads s[i : i + L]; its target starts at y index i + L + offset.

@@ -12,6 +12,7 @@ from lstm_jax.training._resume import TrainCheckpointer
 from lstm_jax.training._parallel import run_metadata
 from lstm_jax.training._generate import generate_text, make_sampler
 from lstm_jax.training._long_sequences import remat_segments
+from lstm_jax.training._many_runs import make_many_runs_trainer
 from lstm_jax.training._classify import (
     fit_epochs,
     make_accuracy,
@@ -40,6 +41,7 @@ __all__ = [
     "make_accuracy",
     "make_best_epoch_trainer",
     "make_forecast_trainer",
+    "make_many_runs_trainer",
     "make_optimizer",
     "make_predict_classes",
     "make_sampler",

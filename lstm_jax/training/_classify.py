@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lstm_jax.training._many_runs import make_many_runs_trainer, optimizer_or_adam
+
 
 def _epoch_fn(model, tx, key, x, y, mask, *, batch_size: int, shuffle: bool, stateful: bool):
     """`epoch((params, opt_state), e) -> ((params, opt_state), mean loss)`: one epoch of
@@ -55,47 +57,44 @@ def _loss_and_accuracy(model, params, x, y, mask):
     return loss, jnp.mean(jnp.argmax(logits, -1) == y)
 
 
-def make_best_epoch_trainer(model, *, epochs: int, batch_size: int, learning_rate: float):
-    """A jitted `(keys key[R], x float32[N, T, F], y int32[N], mask bool[N, T], x_val, y_val,
-    mask_val) -> dict` training R seeds at once (vmapped; the data are shared) on shuffled
-    mini-batches from a zero state, with Adam. After every epoch each seed is scored on the
-    validation part; the parameters of its epoch with the lowest validation loss are kept
-    (the earlier epoch on ties), as the char model keeps its best epoch.
+def make_best_epoch_trainer(
+    model,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float | None = None,
+    tx: optax.GradientTransformation | None = None,
+):
+    """A `(keys key[R], x float32[N, T, F], y int32[N], mask bool[N, T], x_val, y_val,
+    mask_val) -> dict` trainer of R seeds at once (`make_many_runs_trainer`; the data are
+    shared) on shuffled mini-batches from a zero state. The optimizer is `tx` (e.g.
+    `make_optimizer`'s; its schedule counts `epochs * (N // batch_size)` steps) or Adam at a
+    constant `learning_rate`. After every epoch each seed is scored on the validation part;
+    the parameters of its epoch with the lowest validation loss are kept (the earlier epoch on
+    ties), as the char model keeps its best epoch.
 
     Returns {"params": best parameters [R, ...], "best_epoch": int32[R] (1-based),
     "train_loss", "val_loss", "val_accuracy": float32[R, epochs]}.
     """
-    tx = optax.adam(learning_rate)
 
-    def run(key, x, y, mask, x_val, y_val, mask_val):
-        init_key, order_key = jax.random.split(key)
-        params = model.init(init_key, x[:1], mask=mask[:1])["params"]
-        size = min(batch_size, x.shape[0])
-        epoch = _epoch_fn(model, tx, order_key, x, y, mask, batch_size=size, shuffle=True, stateful=False)
+    def objective(params, batch, rng):
+        x, y, mask = batch
+        logits, _ = model.apply({"params": params}, x, None, mask=mask)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-        def scored_epoch(carry, e):
-            params, opt_state, best, best_loss, best_epoch = carry
-            (params, opt_state), train_loss = epoch((params, opt_state), e)
-            val_loss, val_accuracy = _loss_and_accuracy(model, params, x_val, y_val, mask_val)
-            better = val_loss < best_loss
-            best = jax.tree.map(lambda new, old: jnp.where(better, new, old), params, best)
-            best_loss = jnp.where(better, val_loss, best_loss)
-            best_epoch = jnp.where(better, e + 1, best_epoch)
-            return (params, opt_state, best, best_loss, best_epoch), (train_loss, val_loss, val_accuracy)
+    def validate(params, val):
+        loss, accuracy = _loss_and_accuracy(model, params, *val)
+        return loss, {"val_accuracy": accuracy}
 
-        start = (params, tx.init(params), params, jnp.float32(jnp.inf), jnp.int32(0))
-        (_, _, best, _, best_epoch), (train_loss, val_loss, val_accuracy) = jax.lax.scan(
-            scored_epoch, start, jnp.arange(epochs)
-        )
-        return {
-            "params": best,
-            "best_epoch": best_epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_accuracy": val_accuracy,
-        }
-
-    return jax.jit(jax.vmap(run, in_axes=(0, None, None, None, None, None, None)))
+    trainer = make_many_runs_trainer(
+        init=lambda key, train: model.init(key, train[0][:1], mask=train[2][:1])["params"],
+        loss=objective,
+        validate=validate,
+        tx=optimizer_or_adam(tx, learning_rate),
+        epochs=epochs,
+        batch_size=batch_size,
+    )
+    return lambda keys, x, y, mask, x_val, y_val, mask_val: trainer(keys, (x, y, mask), (x_val, y_val, mask_val))
 
 
 def make_predict_classes(model):

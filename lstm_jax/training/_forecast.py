@@ -1,5 +1,5 @@
 """Time-series forecasting with an LSTM: the model, sliding windows, a many-seed trainer that
-keeps the best epoch, direct and recursive multi-step forecasts, and the M4 error measures.
+keeps the best epoch (`make_many_runs_trainer`), direct and recursive multi-step forecasts, and the M4 error measures.
 
 A series float[N, F] (F features per step, standardised with `lstm_jax.io` fitted on the
 training part) is cut by `windows` into inputs x float32[M, L, F] (L = lookback) and targets
@@ -27,6 +27,7 @@ import optax
 
 from lstm_jax.errors import ArgumentError
 from lstm_jax.nn._forecaster import Forecaster
+from lstm_jax.training._many_runs import make_many_runs_trainer, optimizer_or_adam
 
 
 def windows(series, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,64 +65,51 @@ def _check_split(model, name: str, x, y) -> None:
         )
 
 
-def make_forecast_trainer(model: Forecaster, *, epochs: int, batch_size: int, learning_rate: float, loss="mse"):
-    """A jitted `(keys key[R], x_train float32[N, L, F], y_train float32[N, model.horizon, F],
-    x_val float32[V, L, F], y_val float32[V, model.horizon, F]) -> dict`, one run per key (the
-    data are shared by all runs).
+def make_forecast_trainer(
+    model: Forecaster,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float | None = None,
+    tx: optax.GradientTransformation | None = None,
+    loss="mse",
+):
+    """A `(keys key[R], x_train float32[N, L, F], y_train float32[N, model.horizon, F],
+    x_val float32[V, L, F], y_val float32[V, model.horizon, F]) -> dict` trainer, one run per
+    key (the data are shared by all runs): `make_many_runs_trainer` on the `loss` ("mse" or
+    "mae"), with dropout between LSTM layers when the model has it.
 
-    Each run initialises its parameters from its key and trains with Adam(learning_rate) on the
-    `loss` ("mse" or "mae"), each epoch taking N // batch_size shuffled mini-batches (batch_size
-    capped at N); the order depends only on (key, epoch). After each epoch it computes the
-    validation loss and keeps the parameters of the epoch where it is lowest (the earlier on ties).
+    The optimizer is `tx` (e.g. `make_optimizer`'s: schedule, clipping, weight decay; its
+    schedule counts `epochs * (N // batch_size)` steps), or Adam at a constant `learning_rate`.
+    Each epoch takes N // batch_size shuffled mini-batches (batch_size capped at N); after each,
+    the validation loss is computed and each run keeps the parameters of its lowest epoch.
     Returns {"params": best params with leading axis R, "best_epoch": int32[R] (1-based),
     "train_loss": float32[R, epochs] (mean over the epoch's steps), "val_loss": float32[R, epochs]}.
     """
     if loss not in _LOSSES:
         raise ArgumentError(f"loss: expected one of {sorted(_LOSSES)}, found {loss!r}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if int(value) != value or value < 1:
-            raise ArgumentError(f"{name}: expected an integer >= 1, found {value!r}")
-    loss_fn, tx = _LOSSES[loss], optax.adam(learning_rate)
+    loss_fn = _LOSSES[loss]
 
-    def run(key, x, y, x_val, y_val):
+    def objective(params, batch, rng):
+        x, y = batch
+        pred, _ = model.apply({"params": params}, x, deterministic=False, rngs={"dropout": rng})
+        return loss_fn(pred, y)
+
+    trainer = make_many_runs_trainer(
+        init=lambda key, train: model.init(key, train[0][:1])["params"],
+        loss=objective,
+        validate=lambda params, val: (loss_fn(model.apply({"params": params}, val[0])[0], val[1]), {}),
+        tx=optimizer_or_adam(tx, learning_rate),
+        epochs=epochs,
+        batch_size=batch_size,
+    )
+
+    def train(keys, x, y, x_val, y_val):
         _check_split(model, "train", x, y)
         _check_split(model, "val", x_val, y_val)
-        n = x.shape[0]
-        size = min(batch_size, n)
-        n_batches = n // size
-        init_key, order_key, dropout_key = jax.random.split(key, 3)
-        params = model.init(init_key, x[:1])["params"]
+        return trainer(keys, (x, y), (x_val, y_val))
 
-        def objective(params, idx, rng):
-            pred, _ = model.apply({"params": params}, x[idx], deterministic=False, rngs={"dropout": rng})
-            return loss_fn(pred, y[idx])
-
-        def step(inner, batch):
-            params, opt_state = inner
-            value, grads = jax.value_and_grad(objective)(params, *batch)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), value
-
-        def epoch(outer, e):
-            params, opt_state, best, best_loss, best_epoch = outer
-            order = jax.random.permutation(jax.random.fold_in(order_key, e), n)
-            batches = order[: n_batches * size].reshape(n_batches, size)
-            rngs = jax.random.split(jax.random.fold_in(dropout_key, e), n_batches)
-            (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (batches, rngs))
-            val = loss_fn(model.apply({"params": params}, x_val)[0], y_val)
-            better = val < best_loss  # strict: ties (and NaN) keep the earlier epoch
-            best = jax.tree.map(lambda new, old: jnp.where(better, new, old), params, best)
-            best_loss = jnp.where(better, val, best_loss)
-            best_epoch = jnp.where(better, e + 1, best_epoch)
-            return (params, opt_state, best, best_loss, best_epoch), (losses.mean(), val)
-
-        start = (params, tx.init(params), params, jnp.float32(jnp.inf), jnp.int32(0))
-        (_, _, best, _, best_epoch), (train_loss, val_loss) = jax.lax.scan(
-            epoch, start, jnp.arange(epochs, dtype=jnp.int32)
-        )
-        return {"params": best, "best_epoch": best_epoch, "train_loss": train_loss, "val_loss": val_loss}
-
-    return jax.jit(jax.vmap(run, in_axes=(0, None, None, None, None)))
+    return train
 
 
 def _check_context(model, context) -> None:

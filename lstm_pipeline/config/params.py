@@ -20,6 +20,7 @@ from pathlib import Path
 from lstm_jax.io import count_steps, window_counts, irregular_entries
 from lstm_jax.errors import ConfigError, LstmJaxError
 from lstm_jax.limits import FLOAT32_MAX, check_float32
+from lstm_pipeline.config.optimizer import OptimizerConfig
 from lstm_pipeline.config.schema import check as _check
 from lstm_pipeline.config.schema import fraction as _fraction
 from lstm_pipeline.config.schema import positive as _positive
@@ -54,18 +55,6 @@ class ModelConfig:
     # The recurrence: "fused" (XLA) or "native" (the library's C++ kernels: float32 LSTMs only,
     # faster, and needs the extension built by `pip install`; see lstm_jax.recurrence).
     implementation: str = _check("fused", rule=lambda v: v in ("fused", "native"), expect="one of 'fused', 'native'")
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    learning_rate: float = _check(rule=lambda v: v > 0, expect="a number > 0")
-    schedule: str = _check(
-        rule=lambda v: v in ("constant", "cosine", "exponential"), expect="one of 'constant', 'cosine', 'exponential'"
-    )
-    warmup_steps: int = _check(rule=lambda v: v >= 0, expect="an integer >= 0")
-    final_lr_factor: float = _check(rule=lambda v: 0 < v <= 1, expect="a number in (0, 1]")
-    clip_norm: float = _check(rule=lambda v: v > 0, expect="a number > 0")
-    weight_decay: float = _check(0.0, rule=lambda v: 0 <= v < 1, expect="a number in [0, 1)")
 
 
 @dataclass(frozen=True)

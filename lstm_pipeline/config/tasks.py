@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstm_jax.errors import ConfigError
+from lstm_pipeline.config.optimizer import OptimizerConfig
 from lstm_pipeline.config.schema import check, fraction, positive, seed
 
 SERIES_ROOT = "series"  # user files live here (a dependency of the stages that read them)
@@ -57,7 +58,7 @@ class ClassifyConfig:
     bidirectional: bool = False
     epochs: int = positive()
     batch_size: int = positive()
-    learning_rate: float = check(rule=lambda v: v > 0, expect="a number > 0")
+    optimizer: OptimizerConfig  # built as the char model's is (schedule, clipping, weight decay)
     datasets: dict[str, ClassDataset] = field(default_factory=dict)
 
 
@@ -102,7 +103,7 @@ class ForecastConfig:
     num_layers: int = positive()
     epochs: int = positive()
     batch_size: int = positive()
-    learning_rate: float = check(rule=lambda v: v > 0, expect="a number > 0")
+    optimizer: OptimizerConfig  # built as the char model's is (schedule, clipping, weight decay)
     loss: str = check(rule=lambda v: v in ("mse", "mae"), expect="'mse' or 'mae'")
     series: dict[str, SeriesSource] = field(default_factory=dict)
 
