@@ -50,6 +50,12 @@ def cmd_check_reproduced(args) -> int:
     return 1 if changed else 0
 
 
+def cmd_results(args) -> None:
+    from lstm_pipeline.results import results_table
+
+    print(results_table(Path(".")))
+
+
 def cmd_report(args) -> None:
     from lstm_pipeline.report import build_report
 
@@ -132,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-column", help="the CSV's time column")
     p.add_argument("--builtin", help="a built-in series instead of a file: co2, sunspots, macrodata")
     p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser(
+        "results",
+        parents=[debug],
+        help="print the README's results table (each task's LSTM beside its strongest baseline)",
+        description="Made from the metrics under metrics/ (run `dvc repro` first).",
+    )
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser(
         "report", parents=[debug], help="write an HTML report of the pipeline's figures, tables and metrics"
