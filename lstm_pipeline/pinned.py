@@ -70,8 +70,11 @@ def pin_numerics() -> bool:
     return True
 
 
-# Imported after NumPy or SciPy: too late for the pins in this process (check_pinned says so).
-LOADED_BEFORE = sorted(name for name in ("numpy", "scipy", "sklearn", "statsmodels") if name in sys.modules)
+# Imported after NumPy or SciPy, whose process did not start with the pins in its environment:
+# too late for the pins in this process (check_pinned says so; rerun_pinned starts it again).
+_STARTED_PINNED = all(os.environ.get(name) == value for name, value in NUMERIC_PINNED_ENV.items())
+_NUMERIC = ("numpy", "scipy", "sklearn", "statsmodels")
+LOADED_BEFORE = [] if _STARTED_PINNED else sorted(m for m in _NUMERIC if m in sys.modules)
 
 
 def numeric_pin_problems() -> list[str]:
@@ -98,6 +101,26 @@ def numeric_pin_problems() -> list[str]:
     if above:
         problems.append(f"numpy: expected its dispatch capped at {NUMPY_FEATURES}, found {', '.join(above)} in use")
     return problems
+
+
+REEXEC_ENV = "LSTM_JAX_PINNED_REEXEC"  # set in the process that `rerun_pinned` started
+
+
+def rerun_pinned() -> None:
+    """Where the pins are wanted but did not take effect (NumPy loaded before this module, as in
+    a user's stage script that imports it later), run this program again from the start in a
+    fresh interpreter, whose environment now holds the pins (same process id, same arguments).
+    Returns where nothing needs doing; raises ConfigError (`check_pinned`) where a rerun did not
+    help or cannot be made."""
+    if not numeric_pins_wanted() or not numeric_pin_problems():
+        return
+    if os.environ.get(REEXEC_ENV) == "1" or len(sys.orig_argv) < 2:
+        check_pinned()
+        return
+    os.environ[REEXEC_ENV] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def check_pinned() -> None:

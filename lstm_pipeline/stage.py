@@ -14,6 +14,7 @@ the atomic writers remove their temporary files, and print one line.
 
 from __future__ import annotations
 
+import lstm_pipeline.pinned  # noqa: F401  (before NumPy: a script that imports this module first is pinned)
 import argparse
 import json
 import logging
@@ -47,7 +48,7 @@ def run_stage(main, description: str, add_arguments=None) -> None:
     try:
         # Same bits on any x86-64 AVX2 machine, whatever its cores (LSTM_JAX_PORTABLE=0: off).
         portability.pin_for_portability()
-        pinned.check_pinned()  # and NumPy's and OpenBLAS's kernels (the baselines' bits)
+        pinned.rerun_pinned()  # and NumPy's and OpenBLAS's kernels (the baselines' bits)
         runtime.enable_compilation_cache()  # .jax_cache/: a rerun loads instead of compiling
         from lstm_pipeline.config.params import load_params
 

@@ -82,3 +82,26 @@ def test_every_stage_imports_the_pins_first(script):
     tree = ast.parse((ROOT / "stages" / script).read_text())
     first = next(node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)))
     assert isinstance(first, ast.Import) and first.names[0].name == "lstm_pipeline.pinned", script
+
+
+def test_a_stage_script_that_loads_numpy_first_is_rerun_pinned(tmp_path):
+    """A user's stage script that imports NumPy before the pipeline: `run_stage` runs it again,
+    pinned (one exec, same arguments), instead of computing with the CPU's own kernels."""
+    script, out = tmp_path / "numpy_first.py", tmp_path / "cores.txt"
+    script.write_text(
+        "import numpy\n"
+        "from pathlib import Path\n"
+        "from lstm_pipeline.stage import run_stage\n\n"
+        "def arguments(parser):\n"
+        "    parser.add_argument('--out', type=Path, required=True)\n\n"
+        "def main(params, args):\n"
+        "    from threadpoolctl import threadpool_info\n"
+        "    args.out.write_text(','.join(sorted({p['architecture'] for p in threadpool_info()})))\n\n"
+        "run_stage(main, 'NumPy first', arguments)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in (*pinned.NUMERIC_PINNED_ENV, pinned.REEXEC_ENV)}
+    env["OPENBLAS_CORETYPE"] = HOSTILE["OPENBLAS_CORETYPE"]
+    argv = [sys.executable, str(script), "--params", str(ROOT / "params.yaml"), "--out", str(out)]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.read_text() == pinned.BLAS_CORE
