@@ -1,45 +1,29 @@
 """Same bits on every x86-64 CPU with AVX2 and FMA: the pins, and the record of where a run ran.
 
-Left to itself, XLA on the CPU compiles for the machine it runs on, and its results differ in
-the last bits from one machine to the next (issue 14). Measured on one AMD EPYC (2 cores):
+Left to itself, XLA on the CPU compiles for the machine it runs on, and the last bits of its
+results follow the core count, the instruction set, and the product kernels it picks by CPUID
+(YNNPACK, oneDNN). `pin_for_portability()` fixes each before JAX starts its CPU backend:
 
-- the number of cores changes a training run's bits: XLA's intra-op thread pool has one thread
-  per schedulable core, and (our reading of the cause, not traced in Eigen's code) Eigen splits
-  the inner (summed) dimension of some matrix products between those threads, e.g. the weight
-  gradient X^T dZ, summed over batch x time;
-- the highest instruction set XLA may use (`--xla_cpu_max_isa`) changes them (AVX against AVX2);
-- YNNPACK, which XLA calls for some matrix products, changes them against Eigen; it picks its
-  kernels for the CPU at run time, which XLA's ISA cap does not govern.
-- LAPACK (flax's orthogonal initialiser's QR, through SciPy's OpenBLAS) changes the initial
-  weights between 1 and 2 cores; the library's own initialiser avoids it (`lstm_jax.nn`);
-- oneDNN changes them between CPUs (found on 2026-11-29). XLA's Eigen contractions call its
-  sgemm for each block of a matrix product (the "custom contraction kernel"), and it picks its
-  kernel for the CPU at run time (AVX-512 where there is one) and, by its source, sizes its work
-  split from the L2 cache per core and the core count. Faking CPUID on an AMD EPYC (family 26,
-  AVX-512, 48 KiB L1d, 1 MiB L2; `tools/cpuid_probe.py`): hiding AVX-512 *and* reporting an L2
-  of 512 KiB or 2 MiB gave the bits that the Intel CI machine and an AVX2-only EPYC had made;
-  either alone did not, and the L1 size (32 against 48 KiB) did not matter.
+- a thread pool of `INTRA_OP_THREADS` threads whatever the core count (`PJRT_NPROC`, read by
+  XLA's CPU client);
+- the instruction set capped at AVX2 (`--xla_cpu_max_isa`; FMA comes with it on every x86-64
+  CPU that has AVX2);
+- every matrix product on Eigen (no YNNPACK, no XNNPACK), with Eigen's own compiled block kernel
+  instead of oneDNN's (`PINNED_ENV`).
 
-`pin_for_portability()` fixes these before JAX starts its CPU backend: a thread pool of
-`INTRA_OP_THREADS` threads whatever the core count (`PJRT_NPROC`, read by XLA's CPU client), the
-ISA capped at AVX2 (which implies FMA on every x86-64 CPU that has it), every product on Eigen
-(no YNNPACK, no XNNPACK), and Eigen's own compiled block kernel instead of oneDNN's
-(`PINNED_ENV`). With it, a full `dvc repro --force` wrote the same bits under every CPUID the
-probe tried: L1d 32, 48 and 64 KiB, L2 512 KiB, 1 MiB and 2 MiB, L3 8 and 32 MiB, with and
-without AVX-512 (2026-11-29). Eigen's blocks do follow the L1 size below that: a faked 16 KiB L1d
-changed the bits (no CPU with AVX2 that we know of has less than 32 KiB). Speed: with AVX-512
-hidden from oneDNN, the tutorial stage's steps took 23.8 s with the pinned kernel and 23.5 s with
-oneDNN's AVX2 one, so on an AVX2 CPU the pin should cost little (not measured on one).
-
-The pipeline's stages call it first (`lstm_pipeline.stage`); set LSTM_JAX_PORTABLE=0 to let XLA
-use every core and instruction instead (faster on big machines, machine-specific bits).
+Call it before JAX's first computation; the pipeline's stages do (`lstm_pipeline.stage`).
+`LSTM_JAX_PORTABLE=0` lets XLA use every core and instruction instead (faster on big machines,
+machine-specific bits). `platform_record()` says what produced a result: under the pins only
+what decides the bits, so the record itself is the same on every machine.
 
 NumPy and the OpenBLAS in NumPy's and SciPy's wheels pick their kernels by CPUID as well, at
 load time, which a library imported after NumPy cannot pin: the pipeline's stage scripts import
 `lstm_pipeline.pinned` first for that (its baselines go through them; this library does not).
 
-Not covered: GPUs and ARM CPUs, where bit identity is not promised (the gate's
-tolerances apply there), and CPUs with less than 32 KiB of L1 data cache.
+Not covered: GPUs and ARM CPUs, where bit identity is not promised (the gate's tolerances apply
+there), and CPUs with less than 32 KiB of L1 data cache (a faked 16 KiB L1d changed Eigen's
+blocks). What each pin was found by, and what it costs: BENCHMARKS.md, "What decided the bits"
+and "What the portability pins cost".
 """
 
 from __future__ import annotations

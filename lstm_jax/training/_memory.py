@@ -1,32 +1,19 @@
 """Keep freed memory in the process, so that a train step does not fault in fresh pages.
 
-XLA's CPU runtime allocates a train step's temporaries as one block per call (config (c) of
-`benchmarks/lstm_speed.py`: about 57 MB) and frees it at the end. glibc serves a block that
-large with a fresh `mmap` and returns it with `munmap`, so every step faults in each of its
-4 KiB pages again: about 18,000 page faults per step at (c), measured with
-`perf stat -e page-faults` (572 K over 30 steps and start-up; 118 K with the settings below).
-torch's CPU step faults as much (787 K in the same measurement) and gains as much from them.
-Since then "native" asks for transparent huge pages for its own residuals (`madvise`), which
-leaves 263 K faults in that measurement (71 K with the settings below), and its gain at (c) is
-15-20 % instead of 23 % (two `make bench` runs; BENCHMARKS.md, "Fifth round").
+XLA's CPU runtime allocates a train step's temporaries as one large block per call and frees it
+at the end; glibc serves a block that large with a fresh `mmap` and returns it with `munmap`, so
+every step faults in each of its 4 KiB pages again (torch's CPU step does the same).
 
 `keep_freed_memory()` tells glibc's malloc (`mallopt`) to serve blocks up to 1 GiB from its
 heap, to keep up to 2 GiB of freed memory instead of returning it, and to use one arena for all
 threads (a thread's own arena holds blocks of at most 64 MiB, beyond which glibc maps fresh
 memory again). The next step then reuses the pages of the last one.
 
-Measured on an AMD EPYC (2 cores, 2026-11-29; BENCHMARKS.md, "Fourth round"), a loop of
-`train_step` calls, fresh process per variant, medians: at config (c) the step is 23 % faster
-for "native", 22 % for "fused" and 24 % for torch given the same settings; at (b) 23 %, 13 %
-and 40 %; at (a) 3 %, none and 31 %. The pipeline's train stage gains nothing: its
-steps fault in far less (with hidden_size 512, `perf stat -e page-faults` counted 315 K faults
-over 260 steps, 145 K with this; the loop above faults about 18 K pages per step at (c)): its
-1040 steps took 31.6 s without and 31.2 s with it, 19.0 and 19.2 s for 260 steps with
-hidden_size 512. So the stages do not call it.
-
 The cost: the process's resident memory stays at its peak instead of falling back after a
 step. No result changes: only where the bytes live. It changes the whole process's malloc, so
-the library never calls it itself; `LSTM_JAX_KEEP_FREED_MEMORY=0` makes it a no-op.
+the library never calls it itself, and neither do the pipeline's stages (their steps gain
+nothing measurable); `LSTM_JAX_KEEP_FREED_MEMORY=0` makes it a no-op. What it buys, per config
+and implementation: BENCHMARKS.md, "Freed memory kept".
 """
 
 from __future__ import annotations
