@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,7 @@ def finish(proc: subprocess.Popen, label: str) -> float:
     return statistics.median(json.loads(out.strip().splitlines()[-1])["times"])
 
 
-def section_pairs(names, config: str, steps: int, rounds: int, envs: dict) -> None:
+def section_pairs(names, config: str, steps: int, rounds: int, envs: dict, labels: dict) -> None:
     jobs = cores()
     print(f"\n## {jobs} jobs at once on {jobs} cores, config ({config}), median of {steps} steps per process\n")
     print("| implementation | alone (ms) | together, each job (ms) | slowdown | bound |")
@@ -62,16 +61,17 @@ def section_pairs(names, config: str, steps: int, rounds: int, envs: dict) -> No
     for name in names:
         env = envs[name]
         alone, together = [], []
+        worker = name.split(":")[0]  # "native:compared" runs the native worker from another copy
         for _ in range(rounds):
-            alone.append(finish(start_worker(name.split(":")[0], config, steps, env), f"{name} alone"))
-            procs = [start_worker(name.split(":")[0], config, steps, env) for _ in range(jobs)]
+            alone.append(finish(start_worker(worker, config, steps, env), f"{name} alone"))
+            procs = [start_worker(worker, config, steps, env) for _ in range(jobs)]
             together += [finish(p, f"{name} together") for p in procs]
         solo = statistics.median(alone)
         each = ", ".join(f"{t * 1e3:.1f}" for t in together)
         worst = max(together) / solo
         verdict = "ok" if worst <= 1.1 * jobs else "OVER"
         bound = f"{1.1 * jobs:.1f}x {verdict}"
-        print(f"| {NAMES.get(name, name)} | {solo * 1e3:.1f} | {each} | {worst:.2f}x (worst) | {bound} |")
+        print(f"| {labels.get(name, name)} | {solo * 1e3:.1f} | {each} | {worst:.2f}x (worst) | {bound} |")
         sys.stdout.flush()
 
 
@@ -83,7 +83,8 @@ def dvc(args, cwd: Path, env: dict) -> str:
 
 
 def wait_for_queue(cwd: Path, env: dict, expected: int) -> None:
-    """Until `expected` experiments have ended (dvc queue status: Success or Failed)."""
+    """Until `expected` experiments have succeeded in all (dvc queue status lists earlier rounds'
+    too) and none is running or queued; exits on a failed one."""
     while True:
         words = dvc(["queue", "status"], cwd, env).split()
         if words.count("Failed"):
@@ -105,15 +106,16 @@ def section_queue(params: list[str]) -> None:
         cache = dvc(["cache", "dir"], ROOT, env).strip()  # share the workspace's cache: no upstream reruns
         dvc(["cache", "dir", "--local", cache], clone, env)
         dvc(["checkout", "--quiet"], clone, env)
+        ended = 0  # experiments the queue has finished so far, over both rounds
         for workers in (1, 2):
             for i, setting in enumerate(params):
                 dvc(["exp", "run", "--queue", "--name", f"j{workers}-{i}", "-S", setting], clone, env)
             start = time.perf_counter()
             dvc(["queue", "start", "-j", str(workers)], clone, env)
-            wait_for_queue(clone, env, expected=len(params) * workers)
+            ended += len(params)
+            wait_for_queue(clone, env, expected=ended)
             print(f"| -j {workers} | {time.perf_counter() - start:.1f} |")
             sys.stdout.flush()
-        shutil.rmtree(clone / ".dvc" / "tmp", ignore_errors=True)
 
 
 def main(argv=None) -> int:
@@ -137,12 +139,12 @@ def main(argv=None) -> int:
     sections = args.sections.split(",")
     if "pairs" in sections:
         names = args.implementations.split(",")
-        envs = {name: dict(os.environ) for name in names}
+        envs, labels = {name: dict(os.environ) for name in names}, dict(NAMES)
         if args.compare:
             names.insert(1, "native:compared")
             envs["native:compared"] = {**os.environ, "PYTHONPATH": args.compare}
-            NAMES["native:compared"] = f"native from {args.compare}"
-        section_pairs(names, args.configs, args.steps, args.rounds, envs)
+            labels["native:compared"] = f"native from {args.compare}"
+        section_pairs(names, args.configs, args.steps, args.rounds, envs, labels)
     if "queue" in sections:
         section_queue(args.queue_params.split(","))
     return 0

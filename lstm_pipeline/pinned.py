@@ -8,8 +8,8 @@ CPU in two places:
   Haswell on an AVX2 one, "Zen" on some AMD parts; the kernels sum in different orders, and its
   thread count (the cores) splits some sums. The sunspots ETS baseline's MASE came out 2.2354 on
   an AMD family 26 CPU and 2.2357 on a family 25 one (issue 30).
-- NumPy dispatches some of its loops by CPUID too (X86_V4 and AVX512_ICL: e.g. exp and log
-  through AVX-512 code that rounds differently from the AVX2 path).
+- NumPy dispatches some of its loops by CPUID too (X86_V4 and AVX512_ICL): its AVX-512 `exp`
+  gave the tutorial's train perplexity another last bit than the AVX2 path.
 
 Pinning beats rewriting the baselines without BLAS: the field's baselines stay the field's own
 code (the M4 benchmarks are statsmodels'), and every later baseline is covered too. The pins:
@@ -110,13 +110,13 @@ def rerun_pinned() -> None:
     """Where the pins are wanted but did not take effect (NumPy loaded before this module, as in
     a user's stage script that imports it later), run this program again from the start in a
     fresh interpreter, whose environment now holds the pins (same process id, same arguments).
-    Returns where nothing needs doing; raises ConfigError (`check_pinned`) where a rerun did not
-    help or cannot be made."""
-    if not numeric_pins_wanted() or not numeric_pin_problems():
+    Returns where nothing needs doing; raises ConfigError where a rerun did not help or cannot
+    be made."""
+    problems = numeric_pin_problems() if numeric_pins_wanted() else []
+    if not problems:
         return
     if os.environ.get(REEXEC_ENV) == "1" or len(sys.orig_argv) < 2:
-        check_pinned()
-        return
+        _refuse(problems)
     os.environ[REEXEC_ENV] = "1"
     sys.stdout.flush()
     sys.stderr.flush()
@@ -126,16 +126,19 @@ def rerun_pinned() -> None:
 def check_pinned() -> None:
     """Raise ConfigError naming what is unpinned, where the pins are wanted but the numeric
     libraries loaded before them (a stage script that did not import this module first)."""
-    if not numeric_pins_wanted():
-        return
-    problems = numeric_pin_problems()
-    if problems:
-        from lstm_jax.errors import ConfigError
+    if numeric_pins_wanted():
+        problems = numeric_pin_problems()
+        if problems:
+            _refuse(problems)
 
-        raise ConfigError(
-            "numeric pins not in force (import lstm_pipeline.pinned before numpy, first in the "
-            "stage script): " + "; ".join(problems)
-        )
+
+def _refuse(problems: list[str]) -> None:
+    from lstm_jax.errors import ConfigError
+
+    raise ConfigError(
+        "numeric pins not in force (import lstm_pipeline.pinned before numpy, first in the "
+        "stage script): " + "; ".join(problems)
+    )
 
 
 pin_numerics()

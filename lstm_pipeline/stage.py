@@ -14,7 +14,7 @@ the atomic writers remove their temporary files, and print one line.
 
 from __future__ import annotations
 
-import lstm_pipeline.pinned  # noqa: F401  (before NumPy: a script that imports this module first is pinned)
+from lstm_pipeline import pinned  # first, before NumPy: a script that imports this module first is pinned
 import argparse
 import json
 import logging
@@ -31,7 +31,7 @@ from lstm_jax.cli import fail
 from lstm_jax import portability
 from lstm_jax.errors import DataError, LstmJaxError
 from lstm_jax.io import write_json, read_regular_file
-from lstm_pipeline import pinned, runtime
+from lstm_pipeline import runtime
 
 
 def run_stage(main, description: str, add_arguments=None) -> None:
